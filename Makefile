@@ -1,0 +1,33 @@
+# Two entry points for a fresh Debian machine (root, Python 3.11): `make film` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FILM ?= examples/the_lighthouse_keeper.json
+
+.PHONY: system film test lint
+
+# ffmpeg/ffprobe for all media work, espeak-ng for the simulator's spoken dialogue.
+system:
+	@if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends ffmpeg espeak-ng; \
+	fi
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+film: system $(VENV)/.runtime
+	$(PY) -m flows.film plan $(FILM)
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+
+test: system $(VENV)/.test lint
+	$(VENV)/bin/pytest -q

@@ -1,0 +1,157 @@
+"""The film plan: sequences, chains, cues and warnings, as plain data (the render contract)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlannedLine(_Data):
+    """A scripted line placed in time inside its sequence."""
+
+    scene_index: int
+    character: str
+    line: str
+    words: int
+    start_s: float
+    end_s: float
+
+
+class Segment(_Data):
+    """One scene's part of a sequence: its own prompt over a run of video frames."""
+
+    scene_index: int
+    part: int = 0
+    frames: int
+    prompt: str
+
+
+class Keyframe(_Data):
+    """The start image of a chain: the author's image, or one generated from a prompt."""
+
+    source_image: str | None = None
+    prompt: str | None = None
+    seed: int
+
+
+class Sequence(_Data):
+    """One Prompt Relay pass: joint audio and video for one or more scenes."""
+
+    index: int
+    chain: int
+    position: int
+    segments: tuple[Segment, ...]
+    frames: int
+    fps: int
+    audio_latent_frames: int
+    wrapper_prompt: str
+    negative_prompt: str
+    seed: int
+    start_s: float
+    hard_cut_before: bool
+    lines: tuple[PlannedLine, ...]
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+    @property
+    def scene_indices(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(segment.scene_index for segment in self.segments))
+
+    @property
+    def segment_prompts(self) -> tuple[str, ...]:
+        return tuple(segment.prompt for segment in self.segments)
+
+    @property
+    def segment_frames(self) -> tuple[int, ...]:
+        return tuple(segment.frames for segment in self.segments)
+
+
+class Chain(_Data):
+    """Sequences linked by carry-forward: rendered strictly in order from one keyframe."""
+
+    index: int
+    sequences: tuple[int, ...]
+    keyframe: Keyframe
+
+
+class Cue(_Data):
+    """One generated piece of score covering a zone of the film, plus a crossfade tail."""
+
+    index: int
+    first_scene: int
+    start_s: float
+    zone_s: float
+    tail_s: float
+    seed: int
+    beat: str
+    dynamics: str
+    section: str
+    palette: str
+    key: str
+    bpm: int
+    theme: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.zone_s + self.tail_s
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.zone_s
+
+
+class LintWarning(_Data):
+    """A production rule the screenplay breaks, with where and how to fix it."""
+
+    code: str
+    location: str
+    message: str
+    fix: str
+
+
+class Change(_Data):
+    """What the opt-in fixer changed in the screenplay."""
+
+    location: str
+    description: str
+
+
+class Estimate(_Data):
+    """Expected GPU time, from configurable rates."""
+
+    keyframes_s: float
+    sequences_s: float
+    cues_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.keyframes_s + self.sequences_s + self.cues_s
+
+
+class FilmPlan(_Data):
+    """Everything the renderer will do, decided before any GPU second is spent."""
+
+    title: str
+    fps: int
+    width: int
+    height: int
+    mode: Literal["fast", "quality"]
+    frame_budget: int
+    sequences: tuple[Sequence, ...]
+    chains: tuple[Chain, ...]
+    cues: tuple[Cue, ...]
+    score_source: Literal["screenplay", "default", "none"]
+    warnings: tuple[LintWarning, ...]
+    changes: tuple[Change, ...]
+    estimate: Estimate
+
+    @property
+    def duration_s(self) -> float:
+        return sum(sequence.seconds for sequence in self.sequences)

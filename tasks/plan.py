@@ -1,0 +1,328 @@
+"""Planning: pure functions from a Screenplay to a FilmPlan. No I/O, no GPU, fast."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+from tasks.cues import plan_cues
+from tasks.errors import Problem, ScreenplayError
+from tasks.film_plan import (
+    Chain,
+    Change,
+    Cue,
+    Estimate,
+    FilmPlan,
+    Keyframe,
+    LintWarning,
+    PlannedLine,
+    Segment,
+    Sequence,
+)
+from tasks.lint import fix_screenplay, lint_screenplay
+from tasks.screenplay import Scene, Score, Screenplay
+from tasks.settings import Defaults, EstimateRates, PlanRules
+
+LTX_FRAME_STEP = 8
+"""LTX latents cover 8 video frames each, plus the first: lengths are 8n + 1."""
+
+AUDIO_LATENT_RATE = 25
+"""LTX's audio codec runs at 25 latent frames per second, not the video's fps."""
+
+
+def frame_budget(fps: int, max_seconds: float) -> int:
+    """The longest 8n+1 sequence that fits in max_seconds (489 at 24 fps for 20.4 s)."""
+    limit = math.floor(max_seconds * fps + 1e-9)
+    return (limit - 1) // LTX_FRAME_STEP * LTX_FRAME_STEP + 1
+
+
+def scene_frames(duration_s: float, fps: int) -> int:
+    """Whole latent steps covering the scene, never shorter than written."""
+    steps = math.ceil(duration_s * fps / LTX_FRAME_STEP - 1e-9)
+    return max(1, steps) * LTX_FRAME_STEP
+
+
+def audio_latent_frames(frames: int, fps: int) -> int:
+    """What LTXVEmptyLatentAudio allocates for a sequence of `frames` video frames."""
+    return math.ceil(frames / fps * AUDIO_LATENT_RATE)
+
+
+def derive_seed(*parts: object) -> int:
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def plan_film(
+    screenplay: Screenplay,
+    defaults: Defaults,
+    *,
+    fix: bool = False,
+    rerolls: Mapping[int, int] | None = None,
+    scene_limit: int | None = None,
+) -> FilmPlan:
+    """Turn a screenplay into the plan every later stage follows."""
+    changes: list[Change] = []
+    if scene_limit is not None:
+        screenplay = screenplay.model_copy(update={"scenes": screenplay.scenes[:scene_limit]})
+    if fix:
+        screenplay, changes = fix_screenplay(screenplay, defaults.plan)
+    render = screenplay.render
+    budget = frame_budget(render.fps, render.max_sequence_seconds)
+    warnings = lint_screenplay(screenplay, defaults.plan)
+    warnings.extend(_title_warnings(screenplay))
+    groups = _pack(screenplay.scenes, render.fps, budget)
+    sequences = _sequences(screenplay, groups, defaults.plan, rerolls or {})
+    warnings.extend(_tail_warnings(screenplay, sequences))
+    chains = _chains(screenplay, sequences)
+    score, score_source = _score_choice(screenplay)
+    cues = plan_cues(screenplay, sequences, score, defaults.cues) if score else ()
+    return FilmPlan(
+        title=screenplay.title,
+        fps=render.fps,
+        width=render.width,
+        height=render.height,
+        mode=render.mode,
+        frame_budget=budget,
+        sequences=tuple(sequences),
+        chains=tuple(chains),
+        cues=tuple(cues),
+        score_source=score_source,
+        warnings=tuple(warnings),
+        changes=tuple(changes),
+        estimate=estimate_gpu_time(sequences, chains, cues, defaults.estimate, render.mode),
+    )
+
+
+def _score_choice(screenplay: Screenplay) -> tuple[Score | None, str]:
+    """No `score` key: a neutral default score. `"score": null`: no score at all."""
+    if screenplay.score is not None:
+        return screenplay.score, "screenplay"
+    if screenplay.has_explicit_score_choice:
+        return None, "none"
+    return Score(), "default"
+
+
+def _pack(scenes: list[Scene], fps: int, budget: int) -> list[list[tuple[int, int, int]]]:
+    """Group (scene, part, frames) in order into sequences that fit the frame budget."""
+    usable = budget - 1
+    groups: list[list[tuple[int, int, int]]] = []
+    used = usable + 1
+    for index, scene in enumerate(scenes):
+        frames = scene_frames(scene.duration, fps)
+        if frames > usable:
+            if scene.dialogue:
+                raise ScreenplayError(
+                    "plan",
+                    [
+                        Problem(
+                            f"scenes[{index}]",
+                            f"lasts {scene.duration:g} s; one sequence holds at most "
+                            f"{budget / fps:.1f} s at {fps} fps and a spoken line cannot be cut "
+                            "between sequences.",
+                            "split the scene and its line into two scenes (or plan with --fix).",
+                        )
+                    ],
+                )
+            parts = math.ceil(frames / usable)
+            share = math.ceil(frames / parts / LTX_FRAME_STEP) * LTX_FRAME_STEP
+            for part in range(parts):
+                groups.append([(index, part, min(share, usable))])
+            used = usable + 1
+            continue
+        starts_new = scene.is_hard_cut or scene.wants_keyframe or used + frames > usable
+        if starts_new or not groups:
+            groups.append([])
+            used = 0
+        groups[-1].append((index, 0, frames))
+        used += frames
+    return groups
+
+
+def _sequences(
+    screenplay: Screenplay,
+    groups: list[list[tuple[int, int, int]]],
+    rules: PlanRules,
+    rerolls: Mapping[int, int],
+) -> list[Sequence]:
+    fps = screenplay.render.fps
+    negative = _negative_prompt(screenplay.negative_prompt, rules)
+    sequences: list[Sequence] = []
+    chain, position, start_s = -1, 0, 0.0
+    for index, group in enumerate(groups):
+        first_scene = screenplay.scenes[group[0][0]]
+        if index == 0 or (group[0][1] == 0 and first_scene.wants_keyframe):
+            chain, position = chain + 1, 0
+        else:
+            position += 1
+        segments = [
+            Segment(
+                scene_index=scene_index,
+                part=part,
+                frames=frames + (1 if number == 0 else 0),
+                prompt=segment_prompt(screenplay.scenes[scene_index], part),
+            )
+            for number, (scene_index, part, frames) in enumerate(group)
+        ]
+        frames = sum(segment.frames for segment in segments)
+        wrapper = wrapper_prompt(screenplay, [s.scene_index for s in segments], rules)
+        seed = derive_seed(
+            screenplay.render.seed,
+            wrapper,
+            [s.model_dump() for s in segments],
+            rerolls.get(index, 0),
+        )
+        sequences.append(
+            Sequence(
+                index=index,
+                chain=chain,
+                position=position,
+                segments=tuple(segments),
+                frames=frames,
+                fps=fps,
+                audio_latent_frames=audio_latent_frames(frames, fps),
+                wrapper_prompt=wrapper,
+                negative_prompt=negative,
+                seed=seed,
+                start_s=start_s,
+                hard_cut_before=index > 0 and group[0][1] == 0 and first_scene.is_hard_cut,
+                lines=tuple(_place_lines(screenplay, segments, fps)),
+            )
+        )
+        start_s += frames / fps
+    return sequences
+
+
+def _place_lines(screenplay: Screenplay, segments: list[Segment], fps: int) -> list[PlannedLine]:
+    lines, offset = [], 0
+    for segment in segments:
+        start, end = offset / fps, (offset + segment.frames) / fps
+        if segment.part == 0:
+            for spoken in screenplay.scenes[segment.scene_index].dialogue:
+                lines.append(
+                    PlannedLine(
+                        scene_index=segment.scene_index,
+                        character=spoken.character,
+                        line=spoken.line,
+                        words=len(spoken.line.split()),
+                        start_s=start,
+                        end_s=end,
+                    )
+                )
+        offset += segment.frames
+    return lines
+
+
+def segment_prompt(scene: Scene, part: int = 0) -> str:
+    """The scene's description, then each line as NAME says "line"."""
+    said = [f'{spoken.character} says "{spoken.line}"' for spoken in scene.dialogue]
+    text = (
+        " ".join([scene.description.rstrip(".") + ".", *said])
+        if part == 0
+        else f"Continuing: {scene.description}"
+    )
+    return text
+
+
+def wrapper_prompt(screenplay: Screenplay, scene_indices: Iterable[int], rules: PlanRules) -> str:
+    """Style + setting + the looks of the characters present; never the film's title."""
+    present: dict[str, None] = {}
+    for index in scene_indices:
+        scene = screenplay.scenes[index]
+        present.update(dict.fromkeys(scene.characters))
+        present.update(dict.fromkeys(spoken.character for spoken in scene.dialogue))
+    looks = [f"{name}: {screenplay.characters[name]}." for name in present]
+    parts = [
+        f"{screenplay.style.rstrip('.')}.",
+        f"Setting: {screenplay.setting.rstrip('.')}.",
+        *looks,
+        rules.no_music_clause,
+    ]
+    return _without_title(" ".join(parts), screenplay.title)
+
+
+def _without_title(text: str, title: str) -> str:
+    return re.sub(re.escape(title), "", text, flags=re.IGNORECASE).replace("  ", " ").strip()
+
+
+def _negative_prompt(authored: str, rules: PlanRules) -> str:
+    terms = [term.strip() for term in authored.split(",") if term.strip()]
+    seen = {term.lower() for term in terms}
+    for term in (*rules.negative_music_terms, *rules.negative_defect_terms):
+        if term.lower() not in seen:
+            terms.append(term)
+            seen.add(term.lower())
+    return ", ".join(terms)
+
+
+def _chains(screenplay: Screenplay, sequences: list[Sequence]) -> list[Chain]:
+    chains: list[Chain] = []
+    for sequence in sequences:
+        if sequence.position > 0:
+            continue
+        members = tuple(s.index for s in sequences if s.chain == sequence.chain)
+        scene = screenplay.scenes[sequence.segments[0].scene_index]
+        keyframe = Keyframe(
+            source_image=scene.source_image,
+            prompt=None
+            if scene.source_image
+            else f"{sequence.wrapper_prompt} First frame: {scene.description}",
+            seed=derive_seed(
+                screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
+            ),
+        )
+        chains.append(Chain(index=sequence.chain, sequences=members, keyframe=keyframe))
+    return chains
+
+
+def _title_warnings(screenplay: Screenplay) -> list[LintWarning]:
+    title = screenplay.title.lower()
+    fields = {"style": screenplay.style, "setting": screenplay.setting}
+    fields.update({f"characters.{name}": look for name, look in screenplay.characters.items()})
+    return [
+        LintWarning(
+            code="title-in-prompt",
+            location=where,
+            message="contains the film's title; the model reads titles aloud as a narrator "
+            "title card.",
+            fix="reelflow removes it from the wrapper prompt; reword the field to keep its sense.",
+        )
+        for where, text in fields.items()
+        if title in text.lower()
+    ]
+
+
+def _tail_warnings(screenplay: Screenplay, sequences: list[Sequence]) -> list[LintWarning]:
+    warnings = []
+    for sequence in sequences:
+        last = screenplay.scenes[sequence.segments[-1].scene_index]
+        if last.dialogue and "after" not in last.description.lower():
+            warnings.append(
+                LintWarning(
+                    code="no-tail",
+                    location=f"scenes[{sequence.segments[-1].scene_index}]",
+                    message=f"ends sequence {sequence.index} on a spoken line with no action "
+                    "after it; the line may clip at the cut.",
+                    fix="describe what happens after the line, e.g. 'After speaking she turns "
+                    "away'.",
+                )
+            )
+    return warnings
+
+
+def estimate_gpu_time(
+    sequences: list[Sequence],
+    chains: list[Chain],
+    cues: Iterable[Cue],
+    rates: EstimateRates,
+    mode: str,
+) -> Estimate:
+    per_second = rates.relay_fast if mode == "fast" else rates.relay_quality
+    generated = [chain for chain in chains if chain.keyframe.source_image is None]
+    return Estimate(
+        keyframes_s=len(generated) * rates.keyframe_seconds,
+        sequences_s=sum(rates.relay_startup_seconds + s.seconds * per_second for s in sequences),
+        cues_s=sum(cue.duration_s * rates.cue_per_second for cue in cues),
+    )
