@@ -1,0 +1,80 @@
+"""Every ffmpeg, ffprobe and PyAV operation reelflow performs, behind one import."""
+
+from tasks.media.audio import (
+    SILENCE_FLOOR_LUFS,
+    integrated_loudness,
+    read_audio,
+    true_peak_dbtp,
+)
+from tasks.media.edit import (
+    concat_copy,
+    concat_copy_args,
+    concat_list_entry,
+    crossfade_concat,
+    crossfade_concat_args,
+    crossfade_offsets,
+    mute_all,
+    mute_range,
+    mute_range_args,
+)
+from tasks.media.errors import DiskFull, MediaError, MediaInvalid
+from tasks.media.frames import (
+    Drift,
+    contact_sheet,
+    extract_first_frame,
+    extract_last_frame,
+    frame_drift,
+)
+from tasks.media.probe import (
+    AudioInfo,
+    MediaInfo,
+    VideoInfo,
+    probe,
+    verify_decodes,
+    verify_film,
+)
+from tasks.media.run import atomic_output, run_ffmpeg
+from tasks.media.score import (
+    assemble_score,
+    assemble_score_args,
+    assembled_duration,
+    mix_and_encode,
+    mix_and_encode_args,
+)
+
+__all__ = [
+    "SILENCE_FLOOR_LUFS",
+    "AudioInfo",
+    "DiskFull",
+    "Drift",
+    "MediaError",
+    "MediaInfo",
+    "MediaInvalid",
+    "VideoInfo",
+    "assemble_score",
+    "assemble_score_args",
+    "assembled_duration",
+    "atomic_output",
+    "concat_copy",
+    "concat_copy_args",
+    "concat_list_entry",
+    "contact_sheet",
+    "crossfade_concat",
+    "crossfade_concat_args",
+    "crossfade_offsets",
+    "extract_first_frame",
+    "extract_last_frame",
+    "frame_drift",
+    "integrated_loudness",
+    "mix_and_encode",
+    "mix_and_encode_args",
+    "mute_all",
+    "mute_range",
+    "mute_range_args",
+    "probe",
+    "read_audio",
+    "run_ffmpeg",
+    "true_peak_dbtp",
+    "verify_decodes",
+    "verify_film",
+]

@@ -1,0 +1,142 @@
+"""Single frames: the exact carry-forward frame, colour drift, contact sheets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+from pydantic import BaseModel
+
+from tasks.media.errors import MediaError, MediaInvalid
+from tasks.media.run import atomic_output
+
+# Seek this far before the end: at least one GOP back is not needed, because a
+# backward seek lands on the keyframe before the target and we decode forward to EOF.
+_TAIL_SEEK_S = 1.0
+_THUMB_WIDTH = 320
+_LABEL_HEIGHT = 22
+
+
+class Drift(BaseModel):
+    """How a carried frame's colour and contrast moved away from its chain's keyframe."""
+
+    channel_shift: tuple[float, float, float]
+    contrast_ratio: float
+    score: float
+
+
+def _decode_tail(video: Path) -> np.ndarray:
+    with av.open(str(video)) as container:
+        if not container.streams.video:
+            raise MediaInvalid(f"{video} has no video stream")
+        stream = container.streams.video[0]
+        last: av.VideoFrame | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            end_s = float(stream.duration * stream.time_base)
+            target = int(max(0.0, end_s - _TAIL_SEEK_S) / stream.time_base)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                last = frame
+        if last is None:
+            # No index to seek by (or the seek found nothing): decode from the start.
+            container.seek(0, stream=stream)
+            for frame in container.decode(stream):
+                last = frame
+        if last is None:
+            raise MediaInvalid(f"{video} has no decodable video frames")
+        pixels: np.ndarray = last.to_ndarray(format="rgb24")
+        return pixels
+
+
+def _decode_first(video: Path) -> np.ndarray:
+    with av.open(str(video)) as container:
+        if not container.streams.video:
+            raise MediaInvalid(f"{video} has no video stream")
+        for frame in container.decode(container.streams.video[0]):
+            pixels: np.ndarray = frame.to_ndarray(format="rgb24")
+            return pixels
+    raise MediaInvalid(f"{video} has no decodable video frames")
+
+
+def _write_verified_png(pixels: np.ndarray, dest: Path) -> Path:
+    with atomic_output(dest) as tmp:
+        Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
+        with Image.open(tmp) as written:
+            if not np.array_equal(np.asarray(written.convert("RGB")), pixels):
+                raise MediaError(f"{dest}: the written PNG differs from the decoded frame")
+    return dest
+
+
+def extract_last_frame(video: Path, dest: Path) -> Path:
+    """Write the exact last decoded frame of `video` to `dest` as PNG (atomic, verified)."""
+    try:
+        pixels = _decode_tail(video)
+    except av.FFmpegError as exc:
+        raise MediaInvalid(f"cannot decode {video}: {exc}") from exc
+    return _write_verified_png(pixels, dest)
+
+
+def extract_first_frame(video: Path, dest: Path) -> Path:
+    """Write the first decoded frame of `video` to `dest` as PNG (atomic, verified)."""
+    try:
+        pixels = _decode_first(video)
+    except av.FFmpegError as exc:
+        raise MediaInvalid(f"cannot decode {video}: {exc}") from exc
+    return _write_verified_png(pixels, dest)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    # BT.709 weights: the model renders SDR BT.709.
+    return rgb @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def frame_drift(keyframe: Path, carried: Path) -> Drift:
+    """Compare a carried frame with its chain's keyframe.
+
+    channel_shift: mean R, G, B of carried minus keyframe (0..255 scale).
+    contrast_ratio: luma std of carried over keyframe (1.0 = unchanged).
+    score: mean absolute channel shift / 255 + |log2(contrast_ratio)|; 0 = no drift.
+    """
+    with Image.open(keyframe) as a_img, Image.open(carried) as b_img:
+        a_rgb = a_img.convert("RGB")
+        b_rgb = b_img.convert("RGB").resize(a_rgb.size)
+        a = np.asarray(a_rgb, dtype=np.float64).reshape(-1, 3)
+        b = np.asarray(b_rgb, dtype=np.float64).reshape(-1, 3)
+    shift = b.mean(axis=0) - a.mean(axis=0)
+    a_std = float(_luma(a).std())
+    b_std = float(_luma(b).std())
+    ratio = b_std / a_std if a_std > 0 else (1.0 if b_std == 0 else math.inf)
+    contrast_term = abs(math.log2(ratio)) if 0 < ratio < math.inf else 1.0
+    score = float(np.abs(shift).mean() / 255.0) + contrast_term
+    return Drift(
+        channel_shift=(float(shift[0]), float(shift[1]), float(shift[2])),
+        contrast_ratio=ratio,
+        score=score,
+    )
+
+
+def contact_sheet(frames: list[tuple[Path, str]], dest: Path) -> Path:
+    """Lay out labelled thumbnails of `frames` in a grid and write it to `dest` as PNG."""
+    if not frames:
+        raise MediaError("a contact sheet needs at least one frame")
+    thumbs: list[Image.Image] = []
+    for path, _ in frames:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            height = max(1, round(rgb.height * _THUMB_WIDTH / rgb.width))
+            thumbs.append(ImageOps.fit(rgb, (_THUMB_WIDTH, height)))
+    columns = math.ceil(math.sqrt(len(thumbs)))
+    rows = math.ceil(len(thumbs) / columns)
+    cell_h = max(t.height for t in thumbs) + _LABEL_HEIGHT
+    sheet = Image.new("RGB", (columns * _THUMB_WIDTH, rows * cell_h), "black")
+    draw = ImageDraw.Draw(sheet)
+    for i, (thumb, (_, label)) in enumerate(zip(thumbs, frames, strict=True)):
+        x, y = (i % columns) * _THUMB_WIDTH, (i // columns) * cell_h
+        sheet.paste(thumb, (x, y))
+        draw.text((x + 4, y + thumb.height + 4), label, fill="white")
+    with atomic_output(dest) as tmp:
+        sheet.save(tmp, format="PNG")
+    return dest

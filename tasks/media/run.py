@@ -1,0 +1,82 @@
+"""The one place reelflow runs ffmpeg and ffprobe, and writes outputs atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tasks.media.errors import DiskFull, MediaError
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+_STDERR_TAIL_LINES = 8
+_ENOSPC_TEXT = "No space left on device"
+
+
+def _tail(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-_STDERR_TAIL_LINES:])
+
+
+def ffmpeg_command(args: Sequence[str]) -> list[str]:
+    """The full ffmpeg argument list reelflow runs for `args` (quiet, never interactive)."""
+    return [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+
+
+def run_ffmpeg(args: Sequence[str], *, stdin: bytes | None = None) -> str:
+    """Run ffmpeg with `args`; return its stderr, or raise MediaError / DiskFull."""
+    command = ffmpeg_command(args)
+    try:
+        done = subprocess.run(command, input=stdin, capture_output=True, check=False)
+    except OSError as exc:
+        raise MediaError(f"cannot start ffmpeg: {exc}") from exc
+    stderr = done.stderr.decode("utf-8", "replace")
+    # ffmpeg can exit 0 after a failed write; a full disk is an error whatever the exit code.
+    if _ENOSPC_TEXT in stderr:
+        # ffmpeg's output is always the last argument in every graph we build.
+        raise DiskFull(Path(args[-1]).parent, _tail(stderr))
+    if done.returncode != 0:
+        raise MediaError(f"ffmpeg failed (exit {done.returncode}):\n{_tail(stderr)}")
+    return stderr
+
+
+def run_ffprobe(path: Path, args: Sequence[str]) -> dict[str, Any]:
+    """Run ffprobe with JSON output on `path`; raise MediaError if it cannot read it."""
+    command = [FFPROBE, "-v", "error", "-of", "json", *args, str(path)]
+    done = subprocess.run(command, capture_output=True, check=False)
+    if done.returncode != 0:
+        stderr = done.stderr.decode("utf-8", "replace")
+        raise MediaError(f"ffprobe cannot read {path}:\n{_tail(stderr)}")
+    result: dict[str, Any] = json.loads(done.stdout or b"{}")
+    return result
+
+
+@contextlib.contextmanager
+def atomic_output(dest: Path) -> Iterator[Path]:
+    """Yield a temp path beside `dest` (same suffix); rename it onto `dest` on success.
+
+    Readers never see a half-written file, and a killed run leaves only a temp name
+    that the next run ignores.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh random name, not mkstemp: the writer creates the file, so it gets the
+    # user's normal permissions instead of mkstemp's private 0600.
+    tmp = dest.parent / f".{dest.stem}.{secrets.token_hex(6)}.tmp{dest.suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(dest.parent, str(exc)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
