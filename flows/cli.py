@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -11,13 +12,14 @@ from rich.console import Console
 from rich.text import Text
 
 from flows.plan_report import plan_document, print_plan
+from tasks.comfyui.errors import ComfyUIError, PreflightFailed
 from tasks.errors import ReelflowError
 from tasks.files import write_atomic
 from tasks.plan import plan_film
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PREFLIGHT = 0, 1, 2, 3
 
 
 def _plan_parser() -> argparse.ArgumentParser:
@@ -56,13 +58,122 @@ def run_plan(argv: list[str], console: Console) -> int:
     return EXIT_OK
 
 
+def _render_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.film",
+        description="Render a screenplay into a film folder. With no --comfyui, an embedded "
+        "ComfyUI-compatible simulator renders an animatic (real media, spoken dialogue). "
+        "Finished renders are cached by content: re-running continues where a run stopped "
+        "and an unchanged film costs no GPU time. `python -m flows.film plan FILE` shows "
+        "the plan only.",
+    )
+    parser.add_argument("screenplay", type=Path, help="the screenplay JSON file")
+    parser.add_argument(
+        "--comfyui",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a ComfyUI server (repeat for a pool); default: embedded simulator",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("renders"),
+        help="output folder; the media store and cache live in OUT/.reelflow",
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="WHERE",
+        help="media store: a folder, s3://bucket/prefix (AWS_* environment for "
+        "credentials and endpoint) or block:NAME; default $REELFLOW_STORE, "
+        "else OUT/.reelflow",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("fast", "quality"),
+        default=None,
+        help="render mode (default: the screenplay's render.mode)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="render only the first N scenes"
+    )
+    parser.add_argument(
+        "--rerender",
+        type=int,
+        action="append",
+        default=[],
+        metavar="SEQ",
+        help="re-roll sequence SEQ with a new seed (repeatable)",
+    )
+    parser.add_argument(
+        "--fix", action="store_true", help="apply the dialogue-duration fixer before rendering"
+    )
+    parser.add_argument(
+        "--keyframes",
+        choices=("generate", "t2v"),
+        default="generate",
+        help="start chains from a generated keyframe (default) or text-to-video",
+    )
+    return parser
+
+
+def run_render(argv: list[str], console: Console) -> int:
+    from flows.console import RichSink
+    from flows.film import FilmFailed, film
+    from flows.progress import progress_sink
+
+    args = _render_parser().parse_args(argv)
+    load_screenplay(args.screenplay)
+    if not args.comfyui:
+        console.print(
+            Text(
+                "No --comfyui server given: the embedded simulator renders an "
+                "ANIMATIC (placeholder pictures, synthetic voices), not a film.",
+                style="bold yellow",
+            )
+        )
+    with RichSink(console) as sink:
+        token = progress_sink.set(sink)
+        try:
+            result = asyncio.run(
+                film(
+                    screenplay=str(args.screenplay),
+                    comfyui=args.comfyui,
+                    out=str(args.out),
+                    store=args.store,
+                    mode=args.mode,
+                    limit=args.limit,
+                    rerender=args.rerender,
+                    fix=args.fix,
+                    keyframes=args.keyframes,
+                )
+            )
+        except FilmFailed as failed:
+            console.print(Text(str(failed), style="red"))
+            return EXIT_FAILED
+        except PreflightFailed as refused:
+            console.print(Text(f"preflight: {refused}", style="red"))
+            return EXIT_PREFLIGHT
+        except ComfyUIError as trouble:
+            console.print(Text(f"ComfyUI: {trouble}", style="red"))
+            return EXIT_FAILED
+        finally:
+            progress_sink.reset(token)
+    console.print(
+        f"[bold green]done[/bold green]: {result.folder} "
+        f"({result.prompts} prompts, {result.gpu_seconds:.1f} GPU s)"
+    )
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=False)
     try:
         if argv and argv[0] == "plan":
             return run_plan(argv[1:], console)
-        return run_plan(argv, console)
+        return run_render(argv, console)
     except ReelflowError as error:
         Console(stderr=True).print(Text("error: ", style="red") + Text(str(error)))
         return EXIT_BAD_INPUT

@@ -1,0 +1,79 @@
+"""Setting up a run: which ComfyUI servers, which store, which GPU slots."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+from prefect.settings import get_current_settings
+
+from blocks.comfyui import ComfyUIServer
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import SimSettings
+from tasks.comfyui.workflow import RenderMode, load_models
+from tasks.errors import ReelflowError
+from tasks.gpu import FileLockSlots, GpuSlots, PrefectSlots
+from tasks.store import MediaStore, Storage
+from tasks.studio import Studio
+
+
+async def _register_results_storage(storage: Storage) -> None:
+    """Prefect persists task results (and so its cache) only to a saved block."""
+    if storage.results._block_document_id is None:
+        where = getattr(storage.results, "basepath", None) or repr(storage.results)
+        name = "reelflow-results-" + hashlib.sha256(str(where).encode()).hexdigest()[:16]
+        await storage.results.asave(name, overwrite=True)
+
+
+SlotKind = Literal["local", "prefect"]
+
+
+def choose_slots(kind: SlotKind, storage: Storage) -> GpuSlots:
+    """Host-local lock files (default), or leased Prefect limits for workers on several hosts."""
+    if kind == "prefect":
+        if not get_current_settings().api.url:
+            raise ReelflowError(
+                "gpu_slots='prefect' needs a Prefect server: set PREFECT_API_URL (ephemeral "
+                "Prefect never returns a crashed run's slot), or use gpu_slots='local'."
+            )
+        return PrefectSlots()
+    return FileLockSlots(storage.locks)
+
+
+@asynccontextmanager
+async def comfyui_servers(
+    urls: list[str], *, workdir: Path, simulator: SimSettings | None = None
+) -> AsyncIterator[tuple[list[ComfyUIServer], RunningSimulator | None]]:
+    """The given servers, or an embedded simulator started for this run (and stopped after)."""
+    if urls:
+        yield [ComfyUIServer(url=url) for url in urls], None
+        return
+    sim = start_simulator(simulator, workdir=workdir)
+    try:
+        yield [ComfyUIServer(url=sim.url)], sim
+    finally:
+        sim.stop()
+
+
+async def build_studio(
+    servers: list[ComfyUIServer],
+    storage: Storage,
+    scratch: Path,
+    mode: RenderMode,
+    slot_kind: SlotKind = "local",
+) -> Studio:
+    slots = choose_slots(slot_kind, storage)
+    await _register_results_storage(storage)
+    if isinstance(slots, PrefectSlots):
+        await slots.ensure_limits(servers)
+    return Studio(
+        store=MediaStore(storage.media, scratch),
+        results=storage.results,
+        servers=servers,
+        slots=slots,
+        models=load_models(mode),
+        templates=Studio.templates_for(),
+    )

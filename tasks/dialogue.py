@@ -1,0 +1,518 @@
+"""The dialogue check: compare what a rendered sequence says with what the script says.
+
+Pure functions over a `Transcript` and measured samples: no files, no network. The
+verdicts are pydantic models so the flow can record them and the report can show them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from num2words import num2words
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+from tasks.asr import Segment, Transcript
+from tasks.lint import required_seconds
+from tasks.media import integrated_loudness
+from tasks.settings import PlanRules, load_defaults
+
+VerdictKind = Literal[
+    "ok", "truncated", "mismatch", "missing", "silent", "narration", "word_salad", "title_leak"
+]
+Action = Literal["keep", "keep_with_warning", "rerender", "mute_sequence", "mute_range"]
+
+# Worst first: the sequence's kind is the worst of its verdicts, its action the strongest.
+_KIND_ORDER: tuple[VerdictKind, ...] = (
+    "mismatch", "missing", "truncated", "word_salad", "title_leak", "narration", "silent", "ok"
+)  # fmt: skip
+_ACTION_ORDER: tuple[Action, ...] = (
+    "rerender", "mute_sequence", "mute_range", "keep_with_warning", "keep"
+)  # fmt: skip
+
+
+# fmt: off
+_TYPOGRAPHY = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u2010": "-", "\u2011": "-"}
+)
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:st|nd|rd|th|%)?|[^\W\d_]+(?:'[^\W\d_]+)*")
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)(st|nd|rd|th|%)?")
+_IRREGULAR = {
+    "won't": "will not", "can't": "can not", "cannot": "can not", "shan't": "shall not",
+    "ain't": "is not", "let's": "let us", "y'all": "you all",
+}
+_SUFFIXES = (
+    ("n't", " not"), ("'re", " are"), ("'ll", " will"), ("'ve", " have"), ("'m", " am"),
+    ("'d", " would"),
+)
+# "'s" reads as "is" after these; after anything else it is a possessive and is dropped.
+_IS_AFTER = frozenset({
+    "it", "he", "she", "that", "what", "where", "who", "there", "here", "how", "when", "why",
+    "this", "everything", "nothing", "something", "everyone", "everybody", "somebody", "nobody",
+})
+# Function words carry no scene content: they never count toward narration overlap.
+STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "if", "so", "of", "to", "in", "on", "at", "by", "for",
+    "with", "from", "into", "onto", "over", "under", "up", "down", "out", "off", "as", "is",
+    "are", "was", "were", "be", "been", "am", "i", "you", "he", "she", "it", "we", "they", "me",
+    "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that",
+    "these", "those", "there", "here", "what", "who", "how", "when", "where", "why", "not", "no",
+    "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "shall",
+    "should", "may", "might", "must", "just", "very", "all",
+})
+# fmt: on
+
+
+def normalize_text(text: str) -> list[str]:
+    """Lower-case words without punctuation, contractions expanded, numbers spelled out.
+
+    "It's 40 years" and "it is forty years" give the same tokens, whichever side
+    (script or ASR) wrote digits.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY).lower()
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    tokens: list[str] = []
+    for raw in _TOKEN.findall(text):
+        tokens += (_number_words(raw) if raw[0].isdigit() else _expand(raw)).split()
+    return tokens
+
+
+def _number_words(raw: str) -> str:
+    match = _NUMBER.fullmatch(raw)
+    if match is None:
+        return raw
+    value, suffix = match.groups()
+    if "." in value:
+        words = num2words(float(value))
+    elif suffix in ("st", "nd", "rd", "th"):
+        words = num2words(int(value), to="ordinal")
+    elif len(value) == 4 and 1100 <= int(value) <= 2099:
+        words = num2words(int(value), to="year")  # "1999" is said "nineteen ninety-nine"
+    else:
+        words = num2words(int(value))
+    if suffix == "%":
+        words += " percent"
+    return str(words).replace("-", " ").replace(",", " ")
+
+
+def _expand(word: str) -> str:
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix):
+            return word[: -len(suffix)] + replacement
+    if word.endswith("'s"):
+        stem = word[:-2]
+        return f"{stem} is" if stem in _IS_AFTER else stem
+    return word.replace("'", "")
+
+
+def _plan_rules() -> PlanRules:
+    return load_defaults().plan
+
+
+class DialoguePolicy(BaseModel):
+    """What to do about each verdict, and the thresholds that decide them."""
+
+    on_truncated: Action = "rerender"
+    on_mismatch: Action = "rerender"
+    on_missing: Action = "rerender"
+    on_word_salad: Action = "mute_sequence"
+    on_title_leak: Action = "mute_range"
+    on_narration: Action = "keep"
+    max_attempts: int = Field(default=3, ge=1, description="renders, the first included")
+    retry_margin_s: float = Field(default=1.0, ge=0, description="on top of the duration rule")
+    duration_rule: PlanRules = Field(default_factory=_plan_rules)
+    silence_lufs: float = -50.0
+    max_ok_wer: float = 0.35
+    word_match_ratio: float = Field(default=70.0, description="rapidfuzz ratio: misheard, not lost")
+    scene_word_ratio: float = Field(default=80.0, description="rapidfuzz ratio: 'wave' ~ 'waves'")
+    narration_min_overlap: float = 0.4
+    min_unscripted_words: int = Field(default=3, description="fewer heard words are ASR junk")
+    title_window_s: float = 5.0
+    title_match_ratio: float = 85.0
+    title_card_phrases: list[str] = Field(
+        default_factory=lambda: ["a film by", "presents", "directed by", "written by", "starring"]
+    )
+    mute_pad_s: float = 0.1
+
+
+class ScriptedLine(BaseModel):
+    """One line the script expects, in the segment (scene) of the sequence that speaks it."""
+
+    segment: int = Field(ge=0)
+    character: str = ""
+    line: str
+
+
+class TimeRange(BaseModel):
+    """A stretch of the sequence's timeline, in seconds."""
+
+    start: float
+    end: float
+
+
+class LineVerdict(BaseModel):
+    """How one scripted line came out."""
+
+    segment: int
+    character: str
+    kind: VerdictKind
+    expected: str
+    heard: str
+    wer: float | None
+    missing_words: list[str] = Field(default_factory=list)
+    span: TimeRange | None = None
+    action: Action
+
+
+class SpeechVerdict(BaseModel):
+    """Speech nobody scripted: a leaked title card, narration or word salad."""
+
+    kind: Literal["title_leak", "narration", "word_salad"]
+    expected: str = ""
+    heard: str
+    wer: float | None = None
+    overlap: float | None = Field(default=None, description="share of words found in the scene")
+    span: TimeRange
+    action: Action
+
+
+class RerenderAdvice(BaseModel):
+    """How to render the sequence again: a new seed, and longer segments where lines were cut."""
+
+    attempt: int
+    reroll_seed: bool = True
+    segment_seconds: dict[int, float] = Field(default_factory=dict)
+
+
+class SequenceVerdict(BaseModel):
+    """Everything the dialogue check decided about one rendered sequence."""
+
+    kind: VerdictKind
+    action: Action
+    silent: bool
+    heard: str
+    lines: list[LineVerdict] = Field(default_factory=list)
+    speech: list[SpeechVerdict] = Field(default_factory=list)
+    mute_ranges: list[TimeRange] = Field(default_factory=list)
+    rerender: RerenderAdvice | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+def is_silent(samples: np.ndarray, rate: int, *, threshold_lufs: float = -50.0) -> bool:
+    """True when the audio is quieter than `threshold_lufs`, whatever an ASR claims to hear."""
+    return integrated_loudness(samples, rate) < threshold_lufs
+
+
+@dataclass(frozen=True)
+class _Heard:
+    token: str
+    start: float
+    end: float
+    word: int  # index of the ASR word it came from ("it's" gives two tokens, one word)
+    source: str
+
+
+def _heard_tokens(transcript: Transcript) -> list[_Heard]:
+    heard: list[_Heard] = []
+    word_index = 0
+    for segment in transcript.segments:
+        # Without word times, spread the segment's time evenly over its words.
+        words = [(w.text, w.start, w.end) for w in segment.words] or _spread(segment)
+        for text, start, end in words:
+            for token in normalize_text(text):
+                heard.append(_Heard(token, start, end, word_index, text))
+            word_index += 1
+    return heard
+
+
+def _spread(segment: Segment) -> list[tuple[str, float, float]]:
+    parts = segment.text.split()
+    step = (segment.end - segment.start) / max(len(parts), 1)
+    return [
+        (p, segment.start + i * step, segment.start + (i + 1) * step) for i, p in enumerate(parts)
+    ]
+
+
+def _text_of(heard: list[_Heard]) -> str:
+    words: list[str] = []
+    last = -1
+    for h in heard:
+        if h.word != last:
+            words.append(h.source)
+            last = h.word
+    return " ".join(words)
+
+
+def _span_of(heard: list[_Heard]) -> TimeRange:
+    return TimeRange(start=heard[0].start, end=heard[-1].end)
+
+
+def check_sequence(
+    scripted: list[ScriptedLine],
+    transcript: Transcript,
+    *,
+    silent: bool,
+    scene_descriptions: list[str],
+    title: str,
+    segment_spans: list[tuple[float, float]],
+    attempt: int = 1,
+    policy: DialoguePolicy | None = None,
+) -> SequenceVerdict:
+    """Judge one rendered sequence; `attempt` counts its renders so far, this one included."""
+    policy = policy or DialoguePolicy()
+    for line in scripted:
+        if line.segment >= len(segment_spans):
+            raise ValueError(f"line {line.line!r} is in segment {line.segment}, which has no span")
+    heard = [] if silent else _heard_tokens(transcript)
+    script_tokens = [t for line in scripted for t in normalize_text(line.line)]
+    leak, heard = _split_title_leak(heard, title, script_tokens, policy)
+    speech: list[SpeechVerdict] = [leak] if leak else []
+    lines: list[LineVerdict] = []
+    if scripted:
+        aligned, extras = _align(scripted, heard, segment_spans, policy)
+        lines = [
+            _judge_line(line, h, m, policy) for line, (h, m) in zip(scripted, aligned, strict=True)
+        ]
+        unscripted = [_judge_unscripted(e, scene_descriptions, policy, True) for e in extras]
+    else:
+        unscripted = [_judge_unscripted(heard, scene_descriptions, policy, False)] if heard else []
+    speech += [s for s in unscripted if s is not None]
+    return _summarise(lines, speech, silent, transcript, scripted, segment_spans, attempt, policy)
+
+
+def _split_title_leak(
+    heard: list[_Heard], title: str, script_tokens: list[str], policy: DialoguePolicy
+) -> tuple[SpeechVerdict | None, list[_Heard]]:
+    """Find the title or title-card phrases spoken at the very start, and take them out."""
+    script = " ".join(script_tokens)
+    phrases = [normalize_text(p) for p in [title, *policy.title_card_phrases]]
+    # A phrase the script itself speaks is dialogue, not a leak.
+    phrases = [p for p in phrases if p and f" {' '.join(p)} " not in f" {script} "]
+    early = [i for i, h in enumerate(heard) if h.start <= policy.title_window_s]
+    hits: list[tuple[int, int]] = []
+    for phrase in phrases:
+        target = " ".join(phrase)
+        # Whisper may split or merge a word of the phrase, so windows one word either side.
+        windows = [
+            (fuzz.ratio(" ".join(h.token for h in heard[i : i + size]), target), i, i + size)
+            for size in {max(1, len(phrase) - 1), len(phrase), len(phrase) + 1}
+            for i in early
+            if i + size <= len(heard)
+        ]
+        score, first, last = max(windows, default=(0.0, 0, 0))
+        if score >= policy.title_match_ratio:
+            hits.append((first, last))
+    if not hits:
+        return None, heard
+    first, last = min(a for a, _ in hits), max(b for _, b in hits)
+    leaked = heard[first:last]
+    span = _span_of(leaked)
+    verdict = SpeechVerdict(
+        kind="title_leak", heard=_text_of(leaked), span=span, action=policy.on_title_leak
+    )
+    return verdict, heard[:first] + heard[last:]
+
+
+def _align(
+    scripted: list[ScriptedLine],
+    heard: list[_Heard],
+    spans: list[tuple[float, float]],
+    policy: DialoguePolicy,
+) -> tuple[list[tuple[list[_Heard], list[bool]]], list[list[_Heard]]]:
+    """Word-level alignment of the whole sequence against all its lines at once.
+
+    Returns, per line, the heard tokens it owns and which of its scripted words were
+    heard; plus runs of heard speech that belong to no line.
+    """
+    owner: list[int] = []
+    ref: list[str] = []
+    for index, line in enumerate(scripted):
+        tokens = normalize_text(line.line)
+        ref += tokens
+        owner += [index] * len(tokens)
+    hyp = [h.token for h in heard]
+    matched = [False] * len(ref)
+    pair: dict[int, int] = {}  # heard index -> ref index it stands for
+    inserted: dict[int, int] = {}  # heard index -> ref position it was inserted before
+    for op in Levenshtein.opcodes(ref, hyp):
+        if op.tag in ("equal", "replace"):
+            # Levenshtein opcodes pair words one to one inside equal and replace blocks.
+            for i, j in zip(
+                range(op.src_start, op.src_end), range(op.dest_start, op.dest_end), strict=True
+            ):
+                pair[j] = i
+                matched[i] = op.tag == "equal" or _similar(ref[i], hyp[j], policy)
+        elif op.tag == "insert":
+            for j in range(op.dest_start, op.dest_end):
+                inserted[j] = op.src_start
+    owned: list[list[_Heard]] = [[] for _ in scripted]
+    extras: list[list[_Heard]] = []
+    for j, h in enumerate(heard):
+        if j in pair:
+            owned[owner[pair[j]]].append(h)
+            continue
+        home = _owner_of_insert(inserted[j], owner, scripted, spans, h)
+        if home is None:
+            if extras and extras[-1][-1] is heard[j - 1]:
+                extras[-1].append(h)
+            else:
+                extras.append([h])
+        else:
+            owned[home].append(h)
+    per_line = [
+        (owned[k], [m for m, o in zip(matched, owner, strict=True) if o == k])
+        for k in range(len(scripted))
+    ]
+    return per_line, extras
+
+
+def _owner_of_insert(
+    position: int,
+    owner: list[int],
+    scripted: list[ScriptedLine],
+    spans: list[tuple[float, float]],
+    h: _Heard,
+) -> int | None:
+    """The line an extra heard word belongs to: none before the first or after the last
+    scripted word; inside a line, that line; at a seam between two, the one whose segment
+    holds it in time."""
+    if position == 0 or position == len(owner):
+        return None
+    before, after = owner[position - 1], owner[position]
+    start, end = spans[scripted[after].segment]
+    return after if start <= (h.start + h.end) / 2 <= end else before
+
+
+def _judge_line(
+    line: ScriptedLine, heard: list[_Heard], matched: list[bool], policy: DialoguePolicy
+) -> LineVerdict:
+    expected = normalize_text(line.line)
+    wer = Levenshtein.distance(expected, [h.token for h in heard]) / len(expected)
+    last = max((i for i, m in enumerate(matched) if m), default=-1)
+    missing = expected[last + 1 :]
+    after_last = _heard_after(heard, expected[last], policy) if last >= 0 else len(heard)
+    prefix = matched[: last + 1]
+    kind: VerdictKind
+    # WER misses a dropped final word, so the last scripted word is checked on its own:
+    # a cut line ends early (fewer heard words than missing ones), a misheard one does not.
+    if not heard:
+        kind, action = "missing", policy.on_missing
+    elif missing and after_last < len(missing) and last >= 0 and sum(prefix) >= len(prefix) / 2:
+        kind, action = "truncated", policy.on_truncated
+    elif wer <= policy.max_ok_wer:
+        kind, action, missing = "ok", "keep", []
+    else:
+        kind, action, missing = "mismatch", policy.on_mismatch, []
+    return LineVerdict(
+        segment=line.segment, character=line.character, kind=kind, expected=line.line,
+        heard=_text_of(heard), wer=round(wer, 3), missing_words=missing,
+        span=_span_of(heard) if heard else None, action=action,
+    )  # fmt: skip
+
+
+def _similar(a: str, b: str, policy: DialoguePolicy) -> bool:
+    return fuzz.ratio(a, b) >= policy.word_match_ratio
+
+
+def _heard_after(heard: list[_Heard], last_word: str, policy: DialoguePolicy) -> int:
+    """How many heard tokens follow the last occurrence of the last scripted word heard."""
+    for k in range(len(heard) - 1, -1, -1):
+        if _similar(heard[k].token, last_word, policy):
+            return len(heard) - 1 - k
+    return len(heard)
+
+
+def _judge_unscripted(
+    heard: list[_Heard], descriptions: list[str], policy: DialoguePolicy, has_dialogue: bool
+) -> SpeechVerdict | None:
+    if len({h.word for h in heard}) < policy.min_unscripted_words:
+        return None  # Whisper's "You." on room tone is not speech worth acting on.
+    scene_words = {t for d in descriptions for t in normalize_text(d) if t not in STOPWORDS}
+    content = [h.token for h in heard if h.token not in STOPWORDS]
+    found = [t for t in content if any(_same_word(t, s, policy) for s in scene_words)]
+    overlap = len(found) / len(content) if content else 0.0
+    span = _span_of(heard)
+    if overlap >= policy.narration_min_overlap:
+        kind: Literal["narration", "word_salad"] = "narration"
+        action = policy.on_narration
+    else:
+        kind, action = "word_salad", policy.on_word_salad
+        # Muting a whole dialogue sequence would take its lines with it: mute the salad only.
+        if has_dialogue and action == "mute_sequence":
+            action = "mute_range"
+    return SpeechVerdict(
+        kind=kind, heard=_text_of(heard), overlap=round(overlap, 3), span=span, action=action
+    )
+
+
+def _same_word(a: str, b: str, policy: DialoguePolicy) -> bool:
+    if a == b:
+        return True
+    # Short words differ by one letter too easily; "wave"/"waves" is worth a match.
+    return min(len(a), len(b)) >= 4 and fuzz.ratio(a, b) >= policy.scene_word_ratio
+
+
+def _summarise(
+    lines: list[LineVerdict],
+    speech: list[SpeechVerdict],
+    silent: bool,
+    transcript: Transcript,
+    scripted: list[ScriptedLine],
+    spans: list[tuple[float, float]],
+    attempt: int,
+    policy: DialoguePolicy,
+) -> SequenceVerdict:
+    kinds: list[VerdictKind] = [v.kind for v in lines] + [s.kind for s in speech]
+    if not scripted and silent:
+        kinds.append("silent")
+    kind: VerdictKind = min(kinds, key=_KIND_ORDER.index) if kinds else "ok"
+    actions: list[Action] = [v.action for v in lines] + [s.action for s in speech]
+    action: Action = min(actions, key=_ACTION_ORDER.index) if actions else "keep"
+    warnings: list[str] = []
+    rerender = None
+    if action == "rerender":
+        if attempt >= policy.max_attempts:
+            action = "keep_with_warning"
+            warnings.append(
+                f"kept after {attempt} renders although the dialogue check found {kind}"
+            )
+        else:
+            rerender = RerenderAdvice(attempt=attempt + 1, segment_seconds=_longer(
+                lines, scripted, spans, policy
+            ))  # fmt: skip
+    mute = [
+        TimeRange(
+            start=max(0.0, s.span.start - policy.mute_pad_s), end=s.span.end + policy.mute_pad_s
+        )
+        for s in speech
+        if s.action == "mute_range"
+    ]
+    if action == "mute_sequence":
+        mute = []
+    return SequenceVerdict(
+        kind=kind, action=action, silent=silent, heard="" if silent else transcript.text,
+        lines=lines, speech=speech, mute_ranges=mute, rerender=rerender, warnings=warnings,
+    )  # fmt: skip
+
+
+def _longer(
+    lines: list[LineVerdict],
+    scripted: list[ScriptedLine],
+    spans: list[tuple[float, float]],
+    policy: DialoguePolicy,
+) -> dict[int, float]:
+    """Segments whose line was cut: the duration rule or their length, plus a margin."""
+    seconds: dict[int, float] = {}
+    for verdict, line in zip(lines, scripted, strict=True):
+        if verdict.kind == "truncated":
+            start, end = spans[line.segment]
+            needed = max(required_seconds(line.line, policy.duration_rule), end - start)
+            seconds[line.segment] = round(needed + policy.retry_margin_s, 2)
+    return seconds

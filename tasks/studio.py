@@ -1,0 +1,99 @@
+"""The services one film run renders with: store, servers, GPU slots, templates, models.
+
+None of this is part of any cache key: the same film rendered on another server, into
+another scratch folder, or by another run hits the same cache entries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import Task
+from prefect.filesystems import WritableFileSystem
+
+from blocks.comfyui import ComfyUIServer
+from tasks.comfyui.protocol import ProgressEvent
+from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
+from tasks.gpu import GpuSlots
+from tasks.store import MediaRef, MediaStore
+
+T = TypeVar("T", bound=Task[Any, Any])
+
+ProgressHook = Callable[[str, int, int], None]
+"""(label, value, maximum): one render's progress, fed by ComfyUI's websocket events."""
+
+
+@dataclass
+class RunStats:
+    """What this run cost on the GPU, for the end report and the benchmarks."""
+
+    prompts: int = 0
+    gpu_seconds: float = 0.0
+    per_server: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Studio:
+    store: MediaStore
+    results: WritableFileSystem
+    servers: Sequence[ComfyUIServer]
+    slots: GpuSlots
+    models: ModelSet
+    templates: dict[TemplateKind, Workflow]
+    on_progress: ProgressHook = lambda label, value, maximum: None
+    stats: RunStats = field(default_factory=RunStats)
+
+    def bind(self, task: T) -> T:
+        """The task with its results persisted next to this studio's media (cache included)."""
+        return task.with_options(result_storage=self.results)  # type: ignore[return-value]
+
+    @classmethod
+    def templates_for(cls, directory: Path | None = None) -> dict[TemplateKind, Workflow]:
+        if directory is None:
+            return {kind: load_template(kind) for kind in TemplateKind}
+        return {kind: load_template(kind, directory) for kind in TemplateKind}
+
+
+@dataclass(frozen=True)
+class GpuResult:
+    """The local files one prompt produced, and where and how long it ran."""
+
+    files: list[Path]
+    server: str
+    gpu_seconds: float
+    prompt_id: str
+
+
+def upload_name(ref: MediaRef) -> str:
+    """Uploads are named by content, so the prompt itself is content-addressed."""
+    return f"reelflow_{ref.sha256[:32]}{ref.suffix}"
+
+
+async def run_on_gpu(
+    studio: Studio, prompt: dict[str, Any], *, uploads: Sequence[MediaRef], label: str
+) -> GpuResult:
+    """Take a free GPU slot, upload inputs, run the prompt, download every output."""
+    local_inputs = [await studio.store.fetch(ref) for ref in uploads]
+    async with studio.slots.hold(studio.servers) as slot, slot.server.client() as client:
+        for ref, path in zip(uploads, local_inputs, strict=True):
+            await client.upload_file(path, name=upload_name(ref))
+        started = time.monotonic()
+
+        def progress(event: ProgressEvent) -> None:
+            studio.on_progress(label, event.value, event.max)
+
+        entry = await client.run(prompt, on_progress=progress)
+        busy = time.monotonic() - started
+        studio.stats.prompts += 1
+        studio.stats.gpu_seconds += busy
+        name = slot.server.concurrency_limit_name
+        studio.stats.per_server[name] = studio.stats.per_server.get(name, 0) + 1
+        downloads = studio.store.scratch / "downloads" / entry.prompt_id
+        files = [await client.download(output, downloads) for output in entry.outputs_files()]
+    return GpuResult(
+        files=files, server=slot.server.url, gpu_seconds=busy, prompt_id=entry.prompt_id
+    )

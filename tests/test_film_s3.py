@@ -1,0 +1,71 @@
+"""Media and results on an S3-compatible server (moto in server mode, on loopback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from sim.embedded import free_loopback_port, start_simulator
+from sim.settings import SimSettings
+from tests.film_helpers import render, three_chain_scenes, write_screenplay
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_loopback_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": url,
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="films")
+    screenplay = write_screenplay(tmp_path, three_chain_scenes())
+    with start_simulator(
+        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
+    ) as sim:
+        first = render(screenplay, tmp_path / "worker-a", [sim.url], store="s3://films/studio")
+        assert first.prompts == 9
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="films")["Contents"]]
+        assert sum(key.endswith(".mp4") for key in keys) == 6
+        assert any(key.startswith("studio/results/") for key in keys)
+        # another machine: nothing local at all, only the bucket
+        second = render(screenplay, tmp_path / "worker-b", [sim.url], store="s3://films/studio")
+    assert second.prompts == 0
+    delivered = sorted((Path(second.folder) / "sequences").glob("*.mp4"))
+    assert len(delivered) == 6 and all(p.stat().st_size > 0 for p in delivered)
+    assert not (tmp_path / "worker-b" / ".reelflow" / "media").exists()

@@ -1,0 +1,263 @@
+"""Workflow templates validate against ComfyUI's catalogue and bind by node title."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.inventory import default_models, live_object_info
+from tasks.comfyui.errors import TemplateError
+from tasks.comfyui.validate import validate_prompt
+from tasks.comfyui.workflow import (
+    REQUIRED_TITLES,
+    ModelSet,
+    TemplateKind,
+    Workflow,
+    cue_prompt,
+    keyframe_prompt,
+    load_models,
+    load_template,
+    model_folders,
+    relay_prompt,
+)
+
+START_IMAGE = "carry_frame.png"
+
+
+def _relay(kind: TemplateKind, models: ModelSet, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "global_prompt": "A rainy rooftop at dusk. MAYA, a woman in a yellow raincoat.",
+        "segment_prompts": ["Maya looks over the city.", 'MAYA says "We made it."'],
+        "segment_frames": [25, 24],
+        "width": 256,
+        "height": 160,
+        "frames": 49,
+        "fps": 24,
+        "seed": 7,
+        "negative": "music, soundtrack, blurry",
+        "start_image": START_IMAGE if kind is TemplateKind.relay_i2v else None,
+        "models": models,
+        "output_prefix": "reelflow/seq_000",
+    }
+    return relay_prompt(load_template(kind), **{**values, **overrides})
+
+
+def _filled(kind: TemplateKind, models: ModelSet) -> dict[str, Any]:
+    if kind in (TemplateKind.relay_i2v, TemplateKind.relay_t2v):
+        return _relay(kind, models)
+    if kind is TemplateKind.keyframe:
+        return keyframe_prompt(
+            load_template(kind),
+            prompt="A lighthouse at dawn, 35mm film still.",
+            width=768,
+            height=512,
+            seed=3,
+            models=models,
+            output_prefix="reelflow/keyframe",
+        )
+    return cue_prompt(
+        load_template(kind),
+        tags="solo cello, sparse piano, sea wind",
+        bpm=72,
+        keyscale="D minor",
+        seconds=32.0,
+        seed=101,
+        models=models,
+        output_prefix="reelflow/cue_00",
+    )
+
+
+def _model_files(prompt: dict[str, Any]) -> dict[str, list[str]]:
+    """Models folder -> files a filled prompt loads, read from its loader nodes."""
+    folders = model_folders()
+    needed: dict[str, list[str]] = defaultdict(list)
+    for node in prompt.values():
+        for name, value in node["inputs"].items():
+            folder = folders.get(f"{node['class_type']}.{name}")
+            if folder and isinstance(value, str):
+                needed[folder].append(value)
+    return needed
+
+
+@pytest.mark.parametrize("mode", ["fast", "quality"])
+@pytest.mark.parametrize("kind", list(TemplateKind))
+def test_each_filled_template_passes_comfyuis_validator(
+    kind: TemplateKind, mode: str, tmp_path: Path
+) -> None:
+    (tmp_path / START_IMAGE).write_bytes(b"png")
+    prompt = _filled(kind, load_models(mode))  # type: ignore[arg-type]
+    object_info = live_object_info(_model_files(prompt), tmp_path)
+    result = validate_prompt(prompt, object_info)
+    assert result.ok, (result.error, result.node_errors)
+    assert not result.node_errors
+
+
+@pytest.mark.parametrize("kind", list(TemplateKind))
+def test_the_embedded_simulator_ships_every_model_file_reelflow_names(kind: TemplateKind) -> None:
+    shipped = default_models()
+    for mode in ("fast", "quality"):
+        for folder, files in _model_files(_filled(kind, load_models(mode))).items():  # type: ignore[arg-type]
+            missing = sorted(set(files) - set(shipped.get(folder, [])))
+            assert not missing, f"sim/models.toml [{folder}] lacks {missing} ({kind}, {mode})"
+
+
+def test_relay_bindings_fill_every_timing_field_of_the_sequence() -> None:
+    prompt = _relay(TemplateKind.relay_i2v, load_models("fast"))
+    by_title = {n["_meta"]["title"]: n["inputs"] for n in prompt.values()}
+    relay = by_title["reelflow.prompt"]
+    assert relay["local_prompts"] == 'Maya looks over the city. | MAYA says "We made it."'
+    assert relay["segment_lengths"] == "25, 24"
+    assert relay["max_frames"] == 49
+    timeline = json.loads(relay["timeline_data"])
+    assert [s["length"] for s in timeline["segments"]] == [25, 24]
+    frames = by_title["reelflow.frames"]
+    assert (frames["width"], frames["height"], frames["length"]) == (256, 160, 49)
+    assert by_title["reelflow.audio_frames"]["frames_number"] == 49
+    assert by_title["reelflow.audio_frames"]["frame_rate"] == 24
+    assert by_title["reelflow.conditioning"]["frame_rate"] == 24.0
+    assert by_title["reelflow.video"]["fps"] == 24.0
+    assert by_title["reelflow.seed"]["noise_seed"] == 7
+    assert by_title["reelflow.start_image"]["image"] == START_IMAGE
+    assert by_title["reelflow.checkpoint"]["ckpt_name"] == "ltx-2.3-22b-distilled-fp8.safetensors"
+    assert by_title["reelflow.output"]["filename_prefix"] == "reelflow/seq_000"
+
+
+def test_fast_and_quality_modes_load_different_ltx_checkpoints() -> None:
+    fast, quality = load_models("fast"), load_models("quality")
+    assert "distilled" in fast.ltx23.checkpoint and "dev" in quality.ltx23.checkpoint
+    assert fast.acestep15.cfg == 1.0 and fast.acestep15.steps == 10
+
+
+def test_a_segment_prompt_containing_a_pipe_is_refused() -> None:
+    with pytest.raises(TemplateError, match=r"segment 1 prompt contains '\|'"):
+        _relay(
+            TemplateKind.relay_t2v,
+            load_models("fast"),
+            segment_prompts=["A quiet street.", "Rain | thunder"],
+        )
+
+
+def test_segment_lengths_that_do_not_add_up_to_the_frames_are_refused() -> None:
+    with pytest.raises(TemplateError, match="sum to 49"):
+        _relay(TemplateKind.relay_t2v, load_models("fast"), segment_frames=[25, 25])
+    with pytest.raises(TemplateError, match="8k\\+1"):
+        _relay(TemplateKind.relay_t2v, load_models("fast"), frames=48, segment_frames=[24, 24])
+
+
+def test_an_image_to_video_template_needs_its_start_image() -> None:
+    with pytest.raises(TemplateError, match=r"reelflow\.start_image"):
+        _relay(TemplateKind.relay_i2v, load_models("fast"), start_image=None)
+
+
+def test_binding_a_title_the_template_lacks_names_the_file_and_the_title(tmp_path: Path) -> None:
+    source = json.loads(_template_text("keyframe_t2i"))
+    del source["27"]["_meta"]
+    path = tmp_path / "my_export.json"
+    path.write_text(json.dumps(source))
+    workflow = Workflow.load(path)
+    with pytest.raises(
+        TemplateError, match=r"my_export\.json: no node is titled 'reelflow\.prompt'"
+    ):
+        workflow.require(TemplateKind.keyframe)
+
+
+def test_binding_an_input_the_titled_node_lacks_names_the_input() -> None:
+    workflow = load_template(TemplateKind.keyframe)
+    with pytest.raises(TemplateError, match=r"'reelflow\.seed' \(KSampler\) has no input 'noise'"):
+        workflow.bind({"reelflow.seed": {"noise": 1}})
+
+
+def test_a_users_own_export_with_other_node_ids_binds_the_same_way(tmp_path: Path) -> None:
+    original = json.loads(_template_text("keyframe_t2i"))
+    renumber = {old: str(900 + i) for i, old in enumerate(original)}
+
+    def relink(value: Any) -> Any:
+        is_link = isinstance(value, list) and len(value) == 2 and value[0] in renumber
+        return [renumber[value[0]], value[1]] if is_link else value
+
+    exported = {
+        renumber[k]: {**n, "inputs": {i: relink(v) for i, v in n["inputs"].items()}}
+        for k, n in original.items()
+    }
+    path = tmp_path / "tuned_keyframe.json"
+    path.write_text(json.dumps(exported))
+    models = load_models("fast")
+    ours = _filled(TemplateKind.keyframe, models)
+    theirs = keyframe_prompt(
+        Workflow.load(path),
+        prompt="A lighthouse at dawn, 35mm film still.",
+        width=768,
+        height=512,
+        seed=3,
+        models=models,
+        output_prefix="reelflow/keyframe",
+    )
+    assert theirs == {
+        renumber[k]: {**n, "inputs": {i: relink(v) for i, v in n["inputs"].items()}}
+        for k, n in ours.items()
+    }
+
+
+def test_the_template_hash_follows_content_not_formatting(tmp_path: Path) -> None:
+    original = json.loads(_template_text("acestep15_cue"))
+    (tmp_path / "a.json").write_text(json.dumps(original, indent=4))
+    (tmp_path / "b.json").write_text(json.dumps(dict(reversed(list(original.items())))))
+    original["8"]["inputs"]["steps"] = 30
+    (tmp_path / "c.json").write_text(json.dumps(original))
+    hashes = [Workflow.load(tmp_path / f"{n}.json").template_hash for n in "abc"]
+    assert hashes[0] == hashes[1] != hashes[2]
+    assert load_template(TemplateKind.cue).template_hash == hashes[0]
+
+
+def test_binding_leaves_the_template_itself_untouched() -> None:
+    workflow = load_template(TemplateKind.keyframe)
+    before = json.dumps(workflow.nodes, sort_keys=True)
+    prompt = workflow.bind({"reelflow.prompt": {"text": "changed"}})
+    assert json.dumps(workflow.nodes, sort_keys=True) == before
+    assert prompt["27"]["inputs"]["text"] == "changed"
+
+
+def test_the_cue_template_uses_the_ace_step_15_node_set() -> None:
+    prompt = _filled(TemplateKind.cue, load_models("fast"))
+    classes = {n["class_type"]: n["inputs"] for n in prompt.values()}
+    assert classes["DualCLIPLoader"]["type"] == "ace"
+    assert {classes["DualCLIPLoader"]["clip_name1"], classes["DualCLIPLoader"]["clip_name2"]} == {
+        "qwen_0.6b_ace15.safetensors",
+        "qwen_4b_ace15.safetensors",
+    }
+    assert "ModelSamplingAuraFlow" in classes and "ModelSamplingSD3" not in classes
+    assert classes["KSampler"]["cfg"] == 1.0 and classes["KSampler"]["steps"] == 10
+    assert classes["TextEncodeAceStepAudio1.5"]["lyrics"] == "[Instrumental]"
+    assert classes["TextEncodeAceStepAudio1.5"]["duration"] == 32.0
+    assert classes["EmptyAceStep1.5LatentAudio"]["seconds"] == 32.0
+    assert classes["SaveAudioMP3"]["filename_prefix"] == "reelflow/cue_00"
+
+
+def test_a_cue_longer_than_ace_steps_limit_is_refused() -> None:
+    with pytest.raises(TemplateError, match="split longer score zones"):
+        cue_prompt(
+            load_template(TemplateKind.cue),
+            tags="strings",
+            bpm=80,
+            keyscale="C major",
+            seconds=300.0,
+            seed=1,
+            models=load_models("fast"),
+            output_prefix="reelflow/cue",
+        )
+
+
+def test_every_template_kind_declares_titles_its_file_carries() -> None:
+    for kind, titles in REQUIRED_TITLES.items():
+        workflow = load_template(kind)
+        assert set(titles) <= {(n.get("_meta") or {}).get("title") for n in workflow.nodes.values()}
+
+
+def _template_text(stem: str) -> str:
+    return (
+        Path(__file__).resolve().parents[1] / "config" / "workflows" / f"{stem}.json"
+    ).read_text()
