@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from flows.plan_report import plan_document, print_plan
+from flows.summary import dialogue_rows, loudness_rows, warnings_of
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
 from tasks.errors import ReelflowError
 from tasks.files import write_atomic
 from tasks.plan import plan_film
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
+
+if TYPE_CHECKING:
+    from flows.film import FilmResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PREFLIGHT = 0, 1, 2, 3
 
@@ -110,6 +117,25 @@ def _render_parser() -> argparse.ArgumentParser:
         "--fix", action="store_true", help="apply the dialogue-duration fixer before rendering"
     )
     parser.add_argument(
+        "--transitions",
+        choices=("cut", "dissolve"),
+        default="cut",
+        help="hard cuts by stream copy (default), or dissolves (refused where a line of "
+        "dialogue sits at a sequence edge)",
+    )
+    parser.add_argument(
+        "--master",
+        action="store_true",
+        help="also write a yuv444p10le master for grading (SDR, not HDR)",
+    )
+    parser.add_argument(
+        "--score-gain",
+        type=float,
+        default=0.25,
+        metavar="G",
+        help="score level under the dialogue (default 0.25 = -12 dB)",
+    )
+    parser.add_argument(
         "--keyframes",
         choices=("generate", "t2v"),
         default="generate",
@@ -147,6 +173,9 @@ def run_render(argv: list[str], console: Console) -> int:
                     rerender=args.rerender,
                     fix=args.fix,
                     keyframes=args.keyframes,
+                    transitions=args.transitions,
+                    master=args.master,
+                    score_gain=args.score_gain,
                 )
             )
         except FilmFailed as failed:
@@ -160,14 +189,18 @@ def run_render(argv: list[str], console: Console) -> int:
             return EXIT_FAILED
         finally:
             progress_sink.reset(token)
-    console.print(
-        f"[bold green]done[/bold green]: {result.folder} "
-        f"({result.prompts} prompts, {result.gpu_seconds:.1f} GPU s)"
-    )
+    print_summary(result, console)
     return EXIT_OK
 
 
+def _quiet_local_prefect() -> None:
+    """A laptop run: no telemetry, and patience with a slow first start of ephemeral Prefect."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_local_prefect()
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=False)
     try:
@@ -179,3 +212,43 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def print_summary(result: FilmResult, console: Console) -> None:
+    """The end report: dialogue verdicts, loudness, warnings, and where everything is."""
+    dialogue = Table(title="Dialogue check")
+    for column in ("seq", "try", "who", "expected", "heard", "verdict", "action"):
+        dialogue.add_column(column, overflow="fold")
+    for row in dialogue_rows(result.chains):
+        dialogue.add_row(
+            str(row["sequence"]),
+            str(row["attempt"]),
+            row["character"],
+            row["expected"],
+            row["heard"],
+            row["verdict"],
+            row["action"],
+        )
+    loudness = Table(title="Loudness (LUFS)")
+    for column in ("seq", "before", "after", "gain dB", "peak dBTP", "edits"):
+        loudness.add_column(column)
+    for row in loudness_rows(result.chains):
+        loudness.add_row(
+            str(row["sequence"]),
+            f"{row['before_lufs']:.1f}",
+            f"{row['after_lufs']:.1f}",
+            f"{row['gain_db']:+.1f}",
+            f"{row['true_peak_dbtp']:.1f}",
+            row["edits"],
+        )
+    console.print(dialogue, loudness)
+    for warning in warnings_of(result.chains):
+        console.print(Text(f"warning {warning}", style="yellow"))
+    kind = ", an ANIMATIC" if result.animatic else ""
+    console.print(
+        Text.assemble(
+            ("done: ", "bold green"),
+            f"{result.film} ({result.duration_s:.1f} s{kind}); {result.prompts} prompts, "
+            f"{result.gpu_seconds:.1f} GPU s; everything in {result.folder}",
+        )
+    )

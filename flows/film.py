@@ -8,22 +8,30 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import acreate_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from pydantic import BaseModel, ConfigDict
 
 from blocks.storage import resolve_storage
 from flows.environment import SlotKind, build_studio, comfyui_servers
 from flows.progress import progress_sink
+from flows.summary import dialogue_rows, loudness_rows
 from sim.settings import SimSettings
 from tasks.chains import ChainOutcome, render_chain
+from tasks.deliver import deliver_film, film_path
+from tasks.dialogue import DialoguePolicy
 from tasks.errors import ReelflowError
 from tasks.film_plan import FilmPlan
-from tasks.plan import plan_film
-from tasks.render import RenderedSequence, film_prompts, preflight_servers
+from tasks.mux import mux_film
+from tasks.plan import plan_film, with_sequences
+from tasks.render import film_prompts, preflight_servers
+from tasks.score import compose_score
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
 from tasks.store import Storage
@@ -41,10 +49,27 @@ class FilmResult(BaseModel):
 
     title: str
     folder: str
+    film: str
+    duration_s: float
     animatic: bool
     chains: tuple[ChainOutcome, ...]
     prompts: int
     gpu_seconds: float
+
+
+class StageTimer:
+    """Wall time per stage, for the manifest and the end report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.monotonic() - started
 
 
 def film_folder(out: Path, title: str) -> Path:
@@ -64,6 +89,9 @@ async def film(
     fix: bool = False,
     keyframes: Literal["generate", "t2v"] = "generate",
     gpu_slots: SlotKind = "local",
+    transitions: Literal["cut", "dissolve"] = "cut",
+    master: bool = False,
+    score_gain: float = 0.25,
 ) -> FilmResult:
     """Render a screenplay into a film folder (embedded simulator when no ComfyUI URL is given)."""
     source = Path(screenplay)
@@ -79,6 +107,7 @@ async def film(
         scene_limit=limit,
         rerolls=dict.fromkeys(rerender or [], 1),
     )
+    timings = StageTimer()
     await _publish_plan(plan)
     root = Path(out)
     scratch = root / ".reelflow" / "scratch"
@@ -87,36 +116,71 @@ async def film(
         comfyui or [], workdir=root / ".reelflow" / "simulator", simulator=SimSettings()
     ) as (servers, simulator):
         studio = await build_studio(servers, storage, scratch, plan.mode, gpu_slots)
-        await preflight_servers(studio, film_prompts(studio, plan,
-                                                     use_keyframes=keyframes == "generate"))
-        outcomes = await render_chains(studio, plan, source.parent, keyframes == "generate")
+        await preflight_servers(
+            studio, film_prompts(studio, plan, use_keyframes=keyframes == "generate")
+        )
+        studio.events = progress_sink.get()
+        with timings.stage("render"):
+            outcomes = await render_chains(
+                studio, plan, source.parent, keyframes == "generate", DialoguePolicy()
+            )
+        await _publish_checks(outcomes)
+        _raise_if_failed(plan, outcomes, storage)
+        rendered = sorted(
+            (r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index
+        )
+        plan = with_sequences(plan, [r.sequence for r in rendered])
+        measured = [r.finished.seconds for r in rendered]
+        with timings.stage("score"):
+            studio.events.stage("composing the score")
+            score = await compose_score(studio, plan, measured)
     folder = film_folder(root, plan.title)
-    await deliver_sequences(studio, folder, outcomes)
-    result = FilmResult(
+    cut = [r.finished.video for r in rendered]
+    with timings.stage("mux"):
+        studio.events.stage("cutting the film")
+        film_file = await mux_film(
+            studio,
+            plan,
+            cut,
+            score.score if score else None,
+            film_path(folder, plan.title),
+            transitions=transitions,
+            master=master,
+            score_gain=score_gain,
+        )
+    deliverables = await deliver_film(
+        studio,
+        plan,
+        folder,
+        film=film_file,
+        sequences=cut,
+        renders=[r.rendered for r in rendered],
+        score=score,
+        animatic=simulator is not None,
+        timings=timings.seconds,
+        cached_sequences=[
+            r.sequence.index
+            for r in rendered
+            if r.sequence.index not in studio.stats.fresh_sequences
+        ],
+    )
+    return FilmResult(
         title=plan.title,
         folder=str(folder),
+        film=str(deliverables.film),
         animatic=simulator is not None,
+        duration_s=film_file.duration_s,
         chains=tuple(outcomes),
         prompts=studio.stats.prompts,
         gpu_seconds=studio.stats.gpu_seconds,
     )
-    _raise_if_failed(plan, outcomes, storage)
-    return result
 
 
 async def render_chains(
-    studio: Studio, plan: FilmPlan, source_folder: Path, use_keyframes: bool
+    studio: Studio, plan: FilmPlan, source_folder: Path, use_keyframes: bool, policy: DialoguePolicy
 ) -> list[ChainOutcome]:
     """Chains in parallel (the GPU slots limit them); each chain strictly in order."""
-    sink = progress_sink.get()
-
-    async def sequence_ready(rendered: RenderedSequence) -> None:
-        sink.render_done(
-            f"sequence {rendered.index}", f"{rendered.seconds:.1f} s on {rendered.server}"
-        )
-
-    studio.on_progress = sink.render_progress
-    sink.stage(f"rendering {len(plan.sequences)} sequences in {len(plan.chains)} chain(s)")
+    studio.events.stage(f"rendering {len(plan.sequences)} sequences in {len(plan.chains)} chain(s)")
     return list(
         await asyncio.gather(
             *(
@@ -125,7 +189,7 @@ async def render_chains(
                     plan,
                     chain,
                     source_folder=source_folder,
-                    on_ready=sequence_ready,
+                    policy=policy,
                     use_keyframe=use_keyframes,
                 )
                 for chain in plan.chains
@@ -134,25 +198,13 @@ async def render_chains(
     )
 
 
-async def deliver_sequences(studio: Studio, folder: Path, outcomes: list[ChainOutcome]) -> None:
-    """Each finished sequence as its own file in the film folder."""
-    from tasks.files import copy_atomic
-
-    for outcome in outcomes:
-        for rendered in outcome.rendered:
-            local = await studio.store.fetch(rendered.video)
-            await asyncio.to_thread(
-                copy_atomic, local, folder / "sequences" / f"seq{rendered.index:03d}.mp4"
-            )
-
-
 def _raise_if_failed(plan: FilmPlan, outcomes: list[ChainOutcome], storage: Storage) -> None:
     failed = [o for o in outcomes if o.failure is not None]
     if not failed:
         return
     lines = [
         f"chain {o.chain} stopped at sequence {o.failed_sequence} "
-        f"({len(o.rendered)} of {len(plan.chains[o.chain].sequences)} rendered): {o.failure}"
+        f"({len(o.sequences)} of {len(plan.chains[o.chain].sequences)} rendered): {o.failure}"
         for o in failed
     ]
     raise FilmFailed(
@@ -164,6 +216,19 @@ def _raise_if_failed(plan: FilmPlan, outcomes: list[ChainOutcome], storage: Stor
                 "continue where it stopped.",
             ]
         )
+    )
+
+
+async def _publish_checks(outcomes: list[ChainOutcome]) -> None:
+    await acreate_table_artifact(
+        key="dialogue-check",
+        table=dialogue_rows(outcomes),
+        description="Scripted vs heard dialogue, verdicts and actions",
+    )
+    await acreate_table_artifact(
+        key="loudness",
+        table=loudness_rows(outcomes),
+        description="Per-sequence loudness before/after normalize",
     )
 
 

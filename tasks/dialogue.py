@@ -23,13 +23,15 @@ from tasks.media import integrated_loudness
 from tasks.settings import PlanRules, load_defaults
 
 VerdictKind = Literal[
-    "ok", "truncated", "mismatch", "missing", "silent", "narration", "word_salad", "title_leak"
+    "ok", "misheard", "truncated", "mismatch", "missing", "silent", "narration", "word_salad",
+    "title_leak",
 ]
 Action = Literal["keep", "keep_with_warning", "rerender", "mute_sequence", "mute_range"]
 
 # Worst first: the sequence's kind is the worst of its verdicts, its action the strongest.
 _KIND_ORDER: tuple[VerdictKind, ...] = (
-    "mismatch", "missing", "truncated", "word_salad", "title_leak", "narration", "silent", "ok"
+    "mismatch", "missing", "truncated", "word_salad", "title_leak", "misheard", "narration",
+    "silent", "ok",
 )  # fmt: skip
 _ACTION_ORDER: tuple[Action, ...] = (
     "rerender", "mute_sequence", "mute_range", "keep_with_warning", "keep"
@@ -121,6 +123,7 @@ class DialoguePolicy(BaseModel):
 
     on_truncated: Action = "rerender"
     on_mismatch: Action = "rerender"
+    on_misheard: Action = "keep_with_warning"
     on_missing: Action = "rerender"
     on_word_salad: Action = "mute_sequence"
     on_title_leak: Action = "mute_range"
@@ -130,6 +133,9 @@ class DialoguePolicy(BaseModel):
     duration_rule: PlanRules = Field(default_factory=_plan_rules)
     silence_lufs: float = -50.0
     max_ok_wer: float = 0.35
+    max_misheard_wer: float = Field(
+        default=0.6, description="up to this WER the words were spoken but misheard by ASR"
+    )
     word_match_ratio: float = Field(default=70.0, description="rapidfuzz ratio: misheard, not lost")
     scene_word_ratio: float = Field(default=80.0, description="rapidfuzz ratio: 'wave' ~ 'waves'")
     narration_min_overlap: float = 0.4
@@ -408,6 +414,8 @@ def _judge_line(
         kind, action = "truncated", policy.on_truncated
     elif wer <= policy.max_ok_wer:
         kind, action, missing = "ok", "keep", []
+    elif wer <= policy.max_misheard_wer:
+        kind, action, missing = "misheard", policy.on_misheard, []
     else:
         kind, action, missing = "mismatch", policy.on_mismatch, []
     return LineVerdict(

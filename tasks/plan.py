@@ -326,3 +326,56 @@ def estimate_gpu_time(
         sequences_s=sum(rates.relay_startup_seconds + s.seconds * per_second for s in sequences),
         cues_s=sum(cue.duration_s * rates.cue_per_second for cue in cues),
     )
+
+
+def revise_sequence(
+    sequence: Sequence, segment_seconds: Mapping[int, float], *, attempt: int, budget: int
+) -> Sequence | None:
+    """The sequence again with longer segments and a new seed, or None if it cannot grow."""
+    segments = list(sequence.segments)
+    for number, seconds in segment_seconds.items():
+        frames = scene_frames(seconds, sequence.fps) + (1 if number == 0 else 0)
+        segments[number] = segments[number].model_copy(
+            update={"frames": max(frames, segments[number].frames)}
+        )
+    total = sum(segment.frames for segment in segments)
+    if total > budget:
+        return None
+    offsets, offset = [], 0
+    for segment in segments:
+        offsets.append(offset)
+        offset += segment.frames
+    number_of = {seg.scene_index: n for n, seg in enumerate(segments) if seg.part == 0}
+    lines = tuple(
+        line.model_copy(
+            update={
+                "start_s": offsets[number_of[line.scene_index]] / sequence.fps,
+                "end_s": (
+                    offsets[number_of[line.scene_index]]
+                    + segments[number_of[line.scene_index]].frames
+                )
+                / sequence.fps,
+            }
+        )
+        for line in sequence.lines
+    )
+    return sequence.model_copy(
+        update={
+            "segments": tuple(segments),
+            "frames": total,
+            "lines": lines,
+            "audio_latent_frames": audio_latent_frames(total, sequence.fps),
+            "seed": derive_seed(sequence.seed, "reroll", attempt),
+        }
+    )
+
+
+def with_sequences(plan: FilmPlan, revised: Iterable[Sequence]) -> FilmPlan:
+    """The plan as rendered: sequences replaced by their revisions, start times recomputed."""
+    by_index = {sequence.index: sequence for sequence in revised}
+    sequences, start_s = [], 0.0
+    for planned in plan.sequences:
+        sequence = by_index.get(planned.index, planned).model_copy(update={"start_s": start_s})
+        sequences.append(sequence)
+        start_s += sequence.seconds
+    return plan.model_copy(update={"sequences": tuple(sequences)})

@@ -133,6 +133,7 @@ async def render_sequence(
     result = await run_on_gpu(
         studio, prompt, uploads=[start] if start else [], label=f"sequence {sequence.index}"
     )
+    studio.stats.fresh_sequences.add(sequence.index)
     video = _single(result.files, ".mp4", f"sequence {sequence.index}")
     await asyncio.to_thread(_verify_sequence, video, sequence, plan)
     return RenderedSequence(
@@ -213,8 +214,9 @@ def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict
         for position, index in enumerate(chain.sequences):
             carried = position > 0 or chain.keyframe.source_image is not None or use_keyframes
             start = PREFLIGHT_START if carried else None
-            prompts[f"sequence {index}"] = sequence_prompt(studio, plan, plan.sequences[index],
-                                                           start)
+            prompts[f"sequence {index}"] = sequence_prompt(
+                studio, plan, plan.sequences[index], start
+            )
     return prompts
 
 

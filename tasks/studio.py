@@ -7,15 +7,16 @@ another scratch folder, or by another run hits the same cache entries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prefect import Task
 from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
+from tasks.asr import EmbeddedTranscriber, Transcriber
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
 from tasks.gpu import GpuSlots
@@ -23,8 +24,28 @@ from tasks.store import MediaRef, MediaStore
 
 T = TypeVar("T", bound=Task[Any, Any])
 
-ProgressHook = Callable[[str, int, int], None]
-"""(label, value, maximum): one render's progress, fed by ComfyUI's websocket events."""
+
+class ProgressSink(Protocol):
+    """Where a run reports stages and per-render progress (a terminal, or nothing)."""
+
+    def stage(self, text: str) -> None: ...
+
+    def render_progress(self, label: str, value: int, maximum: int) -> None: ...
+
+    def render_done(self, label: str, detail: str) -> None: ...
+
+
+class QuietSink:
+    """Reports nothing; Prefect's own logs and artifacts tell the story."""
+
+    def stage(self, text: str) -> None:
+        return None
+
+    def render_progress(self, label: str, value: int, maximum: int) -> None:
+        return None
+
+    def render_done(self, label: str, detail: str) -> None:
+        return None
 
 
 @dataclass
@@ -33,6 +54,7 @@ class RunStats:
 
     prompts: int = 0
     gpu_seconds: float = 0.0
+    fresh_sequences: set[int] = field(default_factory=set)
     per_server: dict[str, int] = field(default_factory=dict)
 
 
@@ -44,7 +66,9 @@ class Studio:
     slots: GpuSlots
     models: ModelSet
     templates: dict[TemplateKind, Workflow]
-    on_progress: ProgressHook = lambda label, value, maximum: None
+    transcriber: Transcriber = field(default_factory=EmbeddedTranscriber)
+    transcriber_name: str = "embedded:whisper-tiny.en"
+    events: ProgressSink = field(default_factory=QuietSink)
     stats: RunStats = field(default_factory=RunStats)
 
     def bind(self, task: T) -> T:
@@ -84,7 +108,7 @@ async def run_on_gpu(
         started = time.monotonic()
 
         def progress(event: ProgressEvent) -> None:
-            studio.on_progress(label, event.value, event.max)
+            studio.events.render_progress(label, event.value, event.max)
 
         entry = await client.run(prompt, on_progress=progress)
         busy = time.monotonic() - started

@@ -278,6 +278,20 @@ def test_a_misheard_last_word_is_not_truncation() -> None:
     assert verdict.lines[0].kind == "ok"
 
 
+def test_a_line_spoken_but_partly_misheard_is_kept_with_a_warning_not_rerendered() -> None:
+    verdict = judge(
+        ["I have followed your light for forty years."],
+        said("I can follow your life for 40 years."),
+    )
+    assert verdict.lines[0].kind == "misheard"
+    assert (verdict.action, verdict.rerender) == ("keep_with_warning", None)
+
+
+def test_words_unrelated_to_the_line_are_a_mismatch_and_rerendered() -> None:
+    verdict = judge(["I have followed your light for forty years."], said("Potato kettle gravel."))
+    assert (verdict.lines[0].kind, verdict.action) == ("mismatch", "rerender")
+
+
 def test_the_production_notes_example_of_a_cut_line_is_truncated() -> None:
     verdict = judge(["Make him follow you in"], said("Make of."))
     assert verdict.lines[0].kind == "truncated"

@@ -119,7 +119,7 @@ def test_refused_connections_and_500s_recover_by_retry(tmp_path: Path) -> None:
     ) as flaky:
         scenes = [{"description": "The tide.", "duration": 2.0}]
         result = render(write_screenplay(tmp_path, scenes), tmp_path / "out", [flaky.url])
-        assert len(result.chains[0].rendered) == 1
+        assert len(result.chains[0].sequences) == 1
 
 
 def test_preflight_names_missing_models_before_any_gpu_work(tmp_path: Path) -> None:
@@ -173,4 +173,4 @@ def test_a_killed_run_resumes_without_redoing_finished_renders_or_leaking_a_slot
         assert time.monotonic() - started < 60, "a leaked GPU slot would stall the re-run"
         # keyframe + 4 sequences in all; the ones finished before the kill are not redone
         assert result.prompts <= 5 - (finished - 1)
-        assert len(result.chains[0].rendered) == 4
+        assert len(result.chains[0].sequences) == 4

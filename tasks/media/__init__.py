@@ -6,6 +6,7 @@ from tasks.media.audio import (
     read_audio,
     true_peak_dbtp,
 )
+from tasks.media.deliver import check_distribution, is_faststart, top_level_boxes
 from tasks.media.edit import (
     concat_copy,
     concat_copy_args,
@@ -55,6 +56,7 @@ __all__ = [
     "assemble_score_args",
     "assembled_duration",
     "atomic_output",
+    "check_distribution",
     "concat_copy",
     "concat_copy_args",
     "concat_list_entry",
@@ -66,6 +68,7 @@ __all__ = [
     "extract_last_frame",
     "frame_drift",
     "integrated_loudness",
+    "is_faststart",
     "mix_and_encode",
     "mix_and_encode_args",
     "mute_all",
@@ -74,6 +77,7 @@ __all__ = [
     "probe",
     "read_audio",
     "run_ffmpeg",
+    "top_level_boxes",
     "true_peak_dbtp",
     "verify_decodes",
     "verify_film",

@@ -1,0 +1,277 @@
+"""The nightly batch: render every new or changed screenplay in a folder or bucket.
+
+A small state file (OUT/.reelflow/batch-state.json) remembers the content fingerprint of each
+screenplay's last good render, so unchanged films are skipped without starting a film run at
+all; `force=True` re-runs them anyway, which content caching makes free of GPU work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flows.environment import SlotKind
+from flows.film import film
+from tasks.errors import ReelflowError
+from tasks.files import write_atomic
+
+FilmStatus = Literal["rendered", "unchanged", "failed"]
+
+
+class BatchError(ReelflowError):
+    """The nightly batch could not do what it was asked."""
+
+
+class ScreenplaySourceMissing(BatchError):
+    """The folder or bucket to scan for screenplays cannot be read."""
+
+
+class BatchIncomplete(BatchError):
+    """Some films of the batch failed; every other film is rendered and recorded."""
+
+
+@dataclass(frozen=True)
+class ScreenplaySource:
+    """One screenplay found by the scan, as a local file (bucket objects are downloaded)."""
+
+    name: str
+    path: Path
+
+    def fingerprint(self, mode: str | None) -> str:
+        """Everything that changes the film: the screenplay's bytes and the render mode."""
+        digest = hashlib.sha256(self.path.read_bytes())
+        digest.update(json.dumps({"mode": mode}).encode())
+        return digest.hexdigest()
+
+
+class BatchEntry(BaseModel):
+    """One line of the batch summary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    film: str
+    status: FilmStatus
+    duration_s: float = 0.0
+    gpu_s: float = 0.0
+    prompts: int = 0
+    folder: str = ""
+    message: str = ""
+
+
+class BatchSummary(BaseModel):
+    """What one batch run did, film by film."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entries: tuple[BatchEntry, ...]
+
+    @property
+    def failed(self) -> list[BatchEntry]:
+        return [entry for entry in self.entries if entry.status == "failed"]
+
+    @property
+    def prompts(self) -> int:
+        return sum(entry.prompts for entry in self.entries)
+
+
+class RenderedFilm(BaseModel):
+    """The state file's memory of a screenplay's last good render."""
+
+    fingerprint: str
+    folder: str
+
+
+class BatchState(BaseModel):
+    """Screenplay name -> its last good render; everything else renders on the next batch."""
+
+    films: dict[str, RenderedFilm] = Field(default_factory=dict)
+
+    def is_current(self, name: str, fingerprint: str) -> bool:
+        """Rendered from exactly this content, and its film folder is still there."""
+        known = self.films.get(name)
+        return (
+            known is not None and known.fingerprint == fingerprint and Path(known.folder).is_dir()
+        )
+
+
+def state_path(out: Path) -> Path:
+    return out / ".reelflow" / "batch-state.json"
+
+
+def load_state(out: Path) -> BatchState:
+    """The saved state; a missing or unreadable file means every film renders (cache-cheap)."""
+    path = state_path(out)
+    try:
+        return BatchState.model_validate_json(path.read_bytes())
+    except (FileNotFoundError, ValidationError):
+        return BatchState()
+
+
+def save_state(out: Path, state: BatchState) -> None:
+    write_atomic(state_path(out), state.model_dump_json(indent=2).encode())
+
+
+def local_screenplays(folder: Path) -> list[ScreenplaySource]:
+    if not folder.is_dir():
+        raise ScreenplaySourceMissing(
+            f"{folder} is not a folder: point `folder` at the screenplays (*.json) to render."
+        )
+    return [ScreenplaySource(path.name, path) for path in sorted(folder.glob("*.json"))]
+
+
+def bucket_screenplays(uri: str, inbox: Path) -> list[ScreenplaySource]:
+    """Download `s3://bucket/prefix/*.json` (AWS_* environment, as for the media store)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(uri)
+    prefix = parts.path.strip("/")
+    prefix = f"{prefix}/" if prefix else ""
+    client = boto3.client("s3")
+    sources: list[ScreenplaySource] = []
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=parts.netloc, Prefix=prefix, Delimiter="/"
+        )
+        keys = sorted(
+            item["Key"]
+            for page in pages
+            for item in page.get("Contents", [])
+            if item["Key"].endswith(".json")
+        )
+        for key in keys:
+            name = key.removeprefix(prefix)
+            body = client.get_object(Bucket=parts.netloc, Key=key)["Body"].read()
+            sources.append(ScreenplaySource(name, write_atomic(inbox / name, body)))
+    except (BotoCoreError, ClientError) as failure:
+        raise ScreenplaySourceMissing(
+            f"cannot read screenplays from {uri}: {failure}. Check the bucket name and the "
+            "AWS_* environment (credentials, AWS_ENDPOINT_URL)."
+        ) from failure
+    return sources
+
+
+async def find_screenplays(where: str, inbox: Path) -> list[ScreenplaySource]:
+    """The screenplays directly inside a folder or under an `s3://bucket/prefix`, by name."""
+    if where.startswith("s3://"):
+        return await asyncio.to_thread(bucket_screenplays, where, inbox)
+    return await asyncio.to_thread(local_screenplays, Path(where).expanduser())
+
+
+async def render_screenplay(
+    source: ScreenplaySource,
+    *,
+    out: str,
+    comfyui: list[str] | None,
+    store: str | None,
+    mode: Literal["fast", "quality"] | None,
+    gpu_slots: SlotKind,
+) -> BatchEntry:
+    """One film as a subflow; its failure becomes a summary line instead of ending the batch."""
+    started = time.monotonic()
+    run = film.with_options(flow_run_name=f"film-{Path(source.name).stem}")
+    try:
+        result = await run(
+            screenplay=str(source.path),
+            comfyui=comfyui,
+            out=out,
+            store=store,
+            mode=mode,
+            gpu_slots=gpu_slots,
+        )
+    # Any one film's failure (bad screenplay, server down, render error) must not stop the rest.
+    except Exception as failure:
+        message = " ".join(str(failure).split()) or type(failure).__name__
+        get_run_logger().error("%s failed: %s", source.name, message)
+        return BatchEntry(
+            film=source.name,
+            status="failed",
+            duration_s=round(time.monotonic() - started, 2),
+            message=message,
+        )
+    return BatchEntry(
+        film=source.name,
+        status="rendered",
+        duration_s=round(time.monotonic() - started, 2),
+        gpu_s=round(result.gpu_seconds, 2),
+        prompts=result.prompts,
+        folder=result.folder,
+    )
+
+
+async def publish_summary(summary: BatchSummary) -> None:
+    rows = [
+        {
+            **entry.model_dump(exclude={"folder"}),
+            "folder": Path(entry.folder).resolve().as_uri() if entry.folder else "",
+        }
+        for entry in summary.entries
+    ]
+    failed = len(summary.failed)
+    await acreate_table_artifact(
+        key="nightly-batch",
+        table=rows,
+        description=f"{len(rows)} screenplay(s), {failed} failed, {summary.prompts} prompt(s)",
+    )
+
+
+@flow(name="nightly-batch", log_prints=False)
+async def nightly_batch(
+    folder: str = "screenplays",
+    out: str = "renders",
+    comfyui: list[str] | None = None,
+    store: str | None = None,
+    mode: Literal["fast", "quality"] | None = None,
+    gpu_slots: SlotKind = "local",
+    force: bool = False,
+) -> BatchSummary:
+    """Render every new or changed screenplay in a folder or bucket; skip the unchanged ones.
+
+    Args:
+        folder: Folder (on the worker) or s3://bucket/prefix holding the screenplays (*.json).
+        out: Output folder for the films; the batch's memory of what it rendered lives in
+            OUT/.reelflow/batch-state.json.
+        comfyui: ComfyUI server URLs to render on; empty: an embedded simulator (animatics).
+        store: Media store: a folder, s3://bucket/prefix or block:NAME; empty: OUT/.reelflow.
+        mode: Render mode for every film; empty: each screenplay's own render.mode.
+        gpu_slots: 'prefect' when several workers share the ComfyUI servers, else 'local'.
+        force: Re-run unchanged films too (cached renders make this cost no GPU time).
+    """
+    root = Path(out)
+    sources = await find_screenplays(folder, root / ".reelflow" / "batch" / "inbox")
+    get_run_logger().info("found %d screenplay(s) in %s", len(sources), folder)
+    state = load_state(root)
+    entries: list[BatchEntry] = []
+    for source in sources:
+        fingerprint = source.fingerprint(mode)
+        if not force and state.is_current(source.name, fingerprint):
+            known = state.films[source.name]
+            entries.append(BatchEntry(film=source.name, status="unchanged", folder=known.folder))
+            continue
+        entry = await render_screenplay(
+            source, out=out, comfyui=comfyui, store=store, mode=mode, gpu_slots=gpu_slots
+        )
+        if entry.status == "rendered":
+            state.films[source.name] = RenderedFilm(fingerprint=fingerprint, folder=entry.folder)
+            # Saved after every film, so a killed batch does not redo the films it finished.
+            save_state(root, state)
+        entries.append(entry)
+    summary = BatchSummary(entries=tuple(entries))
+    await publish_summary(summary)
+    if summary.failed:
+        names = ", ".join(entry.film for entry in summary.failed)
+        raise BatchIncomplete(
+            f"{len(summary.failed)} of {len(entries)} screenplay(s) failed ({names}); the "
+            "summary artifact 'nightly-batch' has each message. The others are rendered."
+        )
+    return summary
