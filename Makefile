@@ -24,7 +24,7 @@ $(VENV)/.test: $(VENV)/.runtime
 	touch $@
 
 film: system $(VENV)/.runtime
-	$(PY) -m flows.film plan $(FILM)
+	$(PY) -m flows.film $(FILM)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .

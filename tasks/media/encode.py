@@ -18,6 +18,9 @@ VIDEO_DISTRIBUTION: dict[str, Any] = {
     "level:v": "4.0",
     "crf": 18,
     "preset": "medium",
+    # Concatenated sequences carry timestamps a fraction of a frame off at each cut; the
+    # default constant-rate mode pads them with duplicated frames.
+    "fps_mode": "passthrough",
 }
 
 # A grading master: 4:4:4 10-bit, still SDR (the model renders SDR whatever the encoding).
@@ -26,6 +29,7 @@ VIDEO_MASTER: dict[str, Any] = {
     "pix_fmt": "yuv444p10le",
     "crf": 10,
     "preset": "medium",
+    "fps_mode": "passthrough",
 }
 
 # moov before mdat, so playback starts before the whole file has downloaded.
