@@ -4,13 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FILM ?= examples/the_lighthouse_keeper.json
 
-.PHONY: system film test lint
+.PHONY: system browser film test lint
 
 # ffmpeg/ffprobe for all media work, espeak-ng for the simulator's spoken dialogue.
 system:
 	@if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends ffmpeg espeak-ng; \
+	fi
+
+# Headless Chromium checks the dailies page in the tests (Debian's package; no browser download).
+browser:
+	@if ! command -v chromium >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium; \
 	fi
 
 $(VENV)/.runtime: pyproject.toml
@@ -29,5 +36,5 @@ film: system $(VENV)/.runtime
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 
-test: system $(VENV)/.test lint
+test: system browser $(VENV)/.test lint
 	$(VENV)/bin/pytest -q

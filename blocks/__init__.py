@@ -1,0 +1,7 @@
+"""reelflow's Prefect block types; `prefect block register -m blocks` registers every one."""
+
+from blocks.asr import ASREndpoint
+from blocks.comfyui import ComfyUIPool, ComfyUIServer
+from blocks.storage import MediaStorage
+
+__all__ = ["ASREndpoint", "ComfyUIPool", "ComfyUIServer", "MediaStorage"]

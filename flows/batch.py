@@ -55,13 +55,14 @@ class ScreenplaySource:
 
 
 class BatchEntry(BaseModel):
-    """One line of the batch summary."""
+    """One line of the batch summary: the film's length, wall and GPU time, prompts, folder."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     film: str
     status: FilmStatus
     duration_s: float = 0.0
+    render_s: float = 0.0
     gpu_s: float = 0.0
     prompts: int = 0
     folder: str = ""
@@ -196,13 +197,14 @@ async def render_screenplay(
         return BatchEntry(
             film=source.name,
             status="failed",
-            duration_s=round(time.monotonic() - started, 2),
+            render_s=round(time.monotonic() - started, 2),
             message=message,
         )
     return BatchEntry(
         film=source.name,
         status="rendered",
-        duration_s=round(time.monotonic() - started, 2),
+        duration_s=round(result.duration_s, 2),
+        render_s=round(time.monotonic() - started, 2),
         gpu_s=round(result.gpu_seconds, 2),
         prompts=result.prompts,
         folder=result.folder,

@@ -136,6 +136,12 @@ def _render_parser() -> argparse.ArgumentParser:
         help="score level under the dialogue (default 0.25 = -12 dB)",
     )
     parser.add_argument(
+        "--no-dialogue-check",
+        dest="dialogue_check",
+        action="store_false",
+        help="keep every render without hearing it (a fast draft; no re-renders, no mutes)",
+    )
+    parser.add_argument(
         "--keyframes",
         choices=("generate", "t2v"),
         default="generate",
@@ -176,6 +182,7 @@ def run_render(argv: list[str], console: Console) -> int:
                     transitions=args.transitions,
                     master=args.master,
                     score_gain=args.score_gain,
+                    dialogue_check=args.dialogue_check,
                 )
             )
         except FilmFailed as failed:
@@ -249,6 +256,7 @@ def print_summary(result: FilmResult, console: Console) -> None:
         Text.assemble(
             ("done: ", "bold green"),
             f"{result.film} ({result.duration_s:.1f} s{kind}); {result.prompts} prompts, "
-            f"{result.gpu_seconds:.1f} GPU s; everything in {result.folder}",
+            f"{result.gpu_seconds:.1f} GPU s; everything in {result.folder}; dailies: "
+            f"{result.review}",
         )
     )

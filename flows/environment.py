@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Literal
 
 from prefect.settings import get_current_settings
 
-from blocks.comfyui import ComfyUIServer
+from blocks.comfyui import ComfyUIPool, ComfyUIServer
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.comfyui.workflow import RenderMode, load_models
@@ -47,15 +48,31 @@ def choose_slots(kind: SlotKind, storage: Storage) -> GpuSlots:
 async def comfyui_servers(
     urls: list[str], *, workdir: Path, simulator: SimSettings | None = None
 ) -> AsyncIterator[tuple[list[ComfyUIServer], RunningSimulator | None]]:
-    """The given servers, or an embedded simulator started for this run (and stopped after)."""
-    if urls:
-        yield [ComfyUIServer(url=url) for url in urls], None
+    """The given servers, or an embedded simulator started for this run (and stopped after).
+
+    Each entry is a URL or `block:NAME` (a saved ComfyUIServer or ComfyUIPool, with its auth
+    header, slots and timeouts). None given: $REELFLOW_COMFYUI (comma-separated), else the
+    embedded simulator.
+    """
+    entries = urls or [u for u in os.environ.get("REELFLOW_COMFYUI", "").split(",") if u.strip()]
+    if entries:
+        yield [server for entry in entries for server in await _servers(entry.strip())], None
         return
     sim = start_simulator(simulator, workdir=workdir)
     try:
         yield [ComfyUIServer(url=sim.url)], sim
     finally:
         sim.stop()
+
+
+async def _servers(entry: str) -> list[ComfyUIServer]:
+    if not entry.startswith("block:"):
+        return [ComfyUIServer(url=entry)]
+    name = entry.removeprefix("block:")
+    try:
+        return [await ComfyUIServer.aload(name)]
+    except ValueError:
+        return list((await ComfyUIPool.aload(name)).servers)
 
 
 async def build_studio(
@@ -72,6 +89,7 @@ async def build_studio(
     return Studio(
         store=MediaStore(storage.media, scratch),
         results=storage.results,
+        cache_locks=storage.locks / "cache",
         servers=servers,
         slots=slots,
         models=load_models(mode),

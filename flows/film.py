@@ -9,13 +9,18 @@ import asyncio
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_table_artifact,
+)
 from pydantic import BaseModel, ConfigDict
 
 from blocks.storage import resolve_storage
@@ -24,14 +29,15 @@ from flows.progress import progress_sink
 from flows.summary import dialogue_rows, loudness_rows
 from sim.settings import SimSettings
 from tasks.chains import ChainOutcome, render_chain
-from tasks.deliver import deliver_film, film_path
+from tasks.deliver import deliver_film
 from tasks.dialogue import DialoguePolicy
 from tasks.errors import ReelflowError
 from tasks.film_plan import FilmPlan
-from tasks.mux import mux_film
+from tasks.mux import cut_film
 from tasks.plan import plan_film, with_sequences
 from tasks.render import film_prompts, preflight_servers
-from tasks.score import compose_score
+from tasks.review import RunOptions, write_review
+from tasks.score import ScoreResult, compose_score
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
 from tasks.store import Storage
@@ -50,6 +56,9 @@ class FilmResult(BaseModel):
     title: str
     folder: str
     film: str
+    review: str
+    plan: FilmPlan
+    score: ScoreResult | None
     duration_s: float
     animatic: bool
     chains: tuple[ChainOutcome, ...]
@@ -92,8 +101,32 @@ async def film(
     transitions: Literal["cut", "dissolve"] = "cut",
     master: bool = False,
     score_gain: float = 0.25,
+    dialogue_check: bool = True,
 ) -> FilmResult:
-    """Render a screenplay into a film folder (embedded simulator when no ComfyUI URL is given)."""
+    """Render a screenplay into a film folder: plan, keyframes, chained sequence renders,
+    dialogue check, loudness, score, mux, deliverables and the dailies page.
+
+    Args:
+        screenplay: Path of the screenplay JSON on the worker (relative to the working
+            directory, $REELFLOW_REPO for deployments, or absolute).
+        comfyui: ComfyUI servers: URLs or block:NAME of a saved ComfyUI Server/Pool block.
+            Empty: $REELFLOW_COMFYUI, else an embedded simulator renders an animatic.
+        out: Output folder; each film gets its own folder inside.
+        store: Media store: a folder, s3://bucket/prefix or block:NAME of a saved reelflow
+            Media Storage block. Empty: $REELFLOW_STORE, else OUT/.reelflow.
+        mode: fast (distilled) or quality (dev) checkpoints. Empty: the screenplay's mode.
+        limit: Render only the first N scenes.
+        rerender: Sequence numbers to re-roll with a new seed (repeat a number to re-roll
+            it again).
+        fix: Lengthen or split scenes that break the dialogue duration rule first.
+        keyframes: Start each chain from a generated keyframe, or text-to-video.
+        gpu_slots: local (lock files on this host) or prefect (global concurrency limits,
+            for workers on several hosts; needs a Prefect server).
+        transitions: cut (lossless hard cuts) or dissolve (refused at dialogue edges).
+        master: Also write a yuv444p10le master for grading (SDR).
+        score_gain: Score level under the dialogue (0.25 = -12 dB).
+        dialogue_check: Hear every sequence and re-render or mute by the verdict.
+    """
     source = Path(screenplay)
     written = load_screenplay(source)
     if mode is not None:
@@ -105,7 +138,7 @@ async def film(
         load_defaults(),
         fix=fix,
         scene_limit=limit,
-        rerolls=dict.fromkeys(rerender or [], 1),
+        rerolls=Counter(rerender or []),
     )
     timings = StageTimer()
     await _publish_plan(plan)
@@ -122,7 +155,11 @@ async def film(
         studio.events = progress_sink.get()
         with timings.stage("render"):
             outcomes = await render_chains(
-                studio, plan, source.parent, keyframes == "generate", DialoguePolicy()
+                studio,
+                plan,
+                source.parent,
+                keyframes == "generate",
+                DialoguePolicy(enabled=dialogue_check),
             )
         await _publish_checks(outcomes)
         _raise_if_failed(plan, outcomes, storage)
@@ -138,15 +175,22 @@ async def film(
     cut = [r.finished.video for r in rendered]
     with timings.stage("mux"):
         studio.events.stage("cutting the film")
-        film_file = await mux_film(
+        cut_result = await studio.bind(cut_film)(
             studio,
             plan,
             cut,
             score.score if score else None,
-            film_path(folder, plan.title),
+            score_gain=score_gain,
             transitions=transitions,
             master=master,
-            score_gain=score_gain,
+        )
+        film_file = cut_result.file.model_copy(
+            update={
+                "path": await studio.store.fetch(cut_result.film),
+                "master": await studio.store.fetch(cut_result.master)
+                if cut_result.master
+                else None,
+            }
         )
     deliverables = await deliver_film(
         studio,
@@ -164,10 +208,43 @@ async def film(
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
     )
+    review = await asyncio.to_thread(
+        write_review,
+        folder,
+        plan,
+        outcomes=outcomes,
+        score=score,
+        deliverables=deliverables,
+        screenplay=source,
+        animatic=simulator is not None,
+        run=RunOptions(
+            comfyui=tuple(comfyui or ()),
+            out=out,
+            store=store,
+            mode=mode,
+            limit=limit,
+            rerender=tuple(rerender or ()),
+            fix=fix,
+            keyframes=keyframes,
+            transitions=transitions,
+            master=master,
+            score_gain=score_gain,
+            dialogue_check=dialogue_check,
+        ),
+    )
+    await acreate_link_artifact(
+        key="dailies",
+        link=review.resolve().as_uri(),
+        link_text="review.html",
+        description="The dailies page",
+    )
     return FilmResult(
         title=plan.title,
         folder=str(folder),
         film=str(deliverables.film),
+        review=str(review),
+        plan=plan,
+        score=score,
         animatic=simulator is not None,
         duration_s=film_file.duration_s,
         chains=tuple(outcomes),

@@ -50,6 +50,10 @@ class Stats:
     prompts_executed: int = 0
     gpu_busy_seconds: float = 0.0
     executions: list[dict[str, Any]] = field(default_factory=list)
+    model_loads: dict[str, int] = field(default_factory=dict)
+    """Family -> how many times its weights were loaded (a switch, or the first load)."""
+    model_load_seconds: dict[str, float] = field(default_factory=dict)
+    """Family -> GPU seconds spent loading its weights."""
 
 
 class GpuQueue:
@@ -68,6 +72,8 @@ class GpuQueue:
         self.stats = Stats()
         self.cache: dict[str, dict[str, Any] | None] = {}
         self.loaded_family: str | None = None
+        self._family_now: str | None = None
+        self._load_now = 0.0
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
         self._interrupt = False
@@ -155,6 +161,7 @@ class GpuQueue:
 
     async def _execute(self, job: Job) -> None:
         started = time.time()
+        self._family_now, self._load_now = None, 0.0
         job.status = "in_progress"
         job.start_ms = now_ms()
         self.stats.prompts_executed += 1
@@ -261,6 +268,8 @@ class GpuQueue:
                 "start": started,
                 "end": ended,
                 "outputs": list(job.outputs),
+                "family": self._family_now,
+                "load_s": self._load_now,
             }
         )
 
@@ -273,9 +282,15 @@ class GpuQueue:
     ) -> dict[str, Any] | None:
         plan = plan_output(job.prompt, node)
         target = plan.output_seconds * self.settings.gpu_seconds_per_output_second
+        self._family_now = plan.family or self._family_now
         if plan.family is not None and plan.family != self.loaded_family:
-            target += getattr(self.settings.model_load_seconds, plan.family)
+            load = float(getattr(self.settings.model_load_seconds, plan.family))
+            target += load
             self.loaded_family = plan.family
+            self._load_now += load
+            loads, seconds = self.stats.model_loads, self.stats.model_load_seconds
+            loads[plan.family] = loads.get(plan.family, 0) + 1
+            seconds[plan.family] = seconds.get(plan.family, 0.0) + load
         faults = self.settings.faults
         voice_faults = SoundtrackFaults(
             narration=faults.narration_in_silent_segments,

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.dialogue import DialoguePolicy, SequenceVerdict
+from tasks.dialogue import DialoguePolicy, SequenceVerdict, unchecked
 from tasks.film_plan import Chain, FilmPlan, Sequence
 from tasks.plan import revise_sequence
 from tasks.post import FinishedSequence, check_dialogue, finish_sequence
@@ -140,6 +140,8 @@ class ChainRun:
     async def _check(
         self, sequence: Sequence, rendered: RenderedSequence, attempt: int
     ) -> SequenceVerdict:
+        if not self.policy.enabled:
+            return unchecked()
         return await self.studio.bind(check_dialogue)(
             self.studio, self.plan, sequence, rendered, attempt, self.policy
         )

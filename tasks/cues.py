@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from tasks.film_plan import Cue, Sequence
 from tasks.screenplay import Score, Screenplay
+from tasks.seeds import derive_seed
 from tasks.settings import CueRules
 
 PIVOT_WEIGHTS = {"climax": 3.0, "pivot": 3.0, "hard_cut": 2.5, "entrance": 2.0, "scene": 0.5}
@@ -92,6 +93,8 @@ def split_zone(zone_s: float, limit_s: float) -> list[float]:
 
 def assembled_length(cue_durations: Seq[float], crossfade_s: float) -> float:
     """Length of cues chained with crossfades: the sum minus one overlap per join."""
+    if len(cue_durations) > 1 and min(cue_durations) < crossfade_s:
+        raise ValueError(f"every cue must last at least the {crossfade_s} s crossfade")
     return sum(cue_durations) - crossfade_s * max(0, len(cue_durations) - 1)
 
 
@@ -137,8 +140,6 @@ def plan_cues(
 
 
 def _score_seed(screenplay: Screenplay, score: Score) -> int:
-    from tasks.plan import derive_seed
-
     return derive_seed(screenplay.render.seed, "score", score.model_dump()) % 1_000_000_000
 
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from tasks import media
 from tasks.files import copy_atomic, write_atomic
 from tasks.film_plan import FilmPlan, Sequence
-from tasks.mux import FilmFile
+from tasks.mux import FilmFile, master_path
 from tasks.render import RenderedSequence
 from tasks.score import ScoreResult
 from tasks.store import MediaRef
@@ -87,12 +87,12 @@ async def deliver_film(
     came from (seeds, servers, GPU time); `cached_sequences` the indices served from cache.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    film_file = folder / film.path.name
+    film_file = film_path(folder, plan.title)
     if film.path.resolve() != film_file.resolve():
         await asyncio.to_thread(copy_atomic, film.path, film_file)
     master = None
     if film.master is not None:
-        master = folder / film.master.name
+        master = master_path(film_file)
         if film.master.resolve() != master.resolve():
             await asyncio.to_thread(copy_atomic, film.master, master)
     clips = []
@@ -260,8 +260,8 @@ def manifest_document(
         "animatic": animatic,
         "mode": plan.mode,
         "film": {
-            "file": film.path.name,
-            "master": film.master.name if film.master else None,
+            "file": film_path(Path(), plan.title).name,
+            "master": master_path(film_path(Path(), plan.title)).name if film.master else None,
             "duration_s": round(film.duration_s, 3),
             "transitions": film.transitions,
             "score_gain": film.score_gain,

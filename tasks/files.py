@@ -39,3 +39,17 @@ def copy_atomic(source: Path, path: Path) -> Path:
     with _temporary_beside(path) as temporary:
         shutil.copyfile(source, temporary)
     return path
+
+
+def link_or_copy_atomic(source: Path, path: Path) -> Path:
+    """A hard link where the filesystem allows (instant, no extra space), else a copy.
+
+    Only for immutable, content-addressed files: both names share one inode.
+    """
+    with _temporary_beside(path) as temporary:
+        try:
+            temporary.unlink()
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+    return path

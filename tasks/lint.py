@@ -94,10 +94,7 @@ def fix_screenplay(screenplay: Screenplay, rules: PlanRules) -> tuple[Screenplay
 def _split_scene(scene: Scene, rules: PlanRules) -> list[Scene]:
     lines: list[DialogueLine] = []
     for spoken in scene.dialogue:
-        if required_seconds(spoken.line, rules) > rules.max_line_seconds:
-            lines.extend(_halve(spoken))
-        else:
-            lines.append(spoken)
+        lines.extend(_split_to_fit(spoken, rules))
     if len(lines) <= 1:
         return [scene]
     share = scene.duration / len(lines)
@@ -120,6 +117,15 @@ def _split_scene(scene: Scene, rules: PlanRules) -> list[Scene]:
             )
         )
     return parts
+
+
+def _split_to_fit(spoken: DialogueLine, rules: PlanRules) -> list[DialogueLine]:
+    """Halve a line again and again until every part fits one scene's budget."""
+    if required_seconds(spoken.line, rules) <= rules.max_line_seconds or word_count(
+        spoken.line
+    ) < 2:
+        return [spoken]
+    return [part for half in _halve(spoken) for part in _split_to_fit(half, rules)]
 
 
 def _halve(spoken: DialogueLine) -> list[DialogueLine]:

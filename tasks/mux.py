@@ -13,11 +13,13 @@ import os
 import tempfile
 from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
+from tasks.caching import content_key, keyed_by
 from tasks.errors import ReelflowError
 from tasks.film_plan import FilmPlan, PlannedLine
 from tasks.store import MediaRef
@@ -175,3 +177,66 @@ def _verify(film: Path, master: Path | None, expected_s: float) -> None:
     media.check_distribution(film, info)
     if master is not None:
         media.verify_film(master, expected_duration_s=expected_s)
+
+
+class CutFilm(BaseModel):
+    """The verified film (and master) in the media store, and what was cut."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    film: MediaRef
+    master: MediaRef | None
+    file: FilmFile
+
+
+def _cut_key(parameters: dict[str, Any]) -> str:
+    plan: FilmPlan = parameters["plan"]
+    return content_key(
+        "cut",
+        {
+            "sequences": parameters["sequences"],
+            "score": parameters["score"],
+            "gain": parameters["score_gain"],
+            "transitions": parameters["transitions"],
+            "master": parameters["master"],
+            "lines": [s.lines for s in plan.sequences]
+            if parameters["transitions"] != "cut"
+            else [],
+        },
+    )
+
+
+@task(
+    name="cut-film",
+    cache_policy=keyed_by(_cut_key),
+    persist_result=True,
+    result_serializer="json",
+    cache_result_in_memory=False,
+)
+async def cut_film(
+    studio: Studio,
+    plan: FilmPlan,
+    sequences: list[MediaRef],
+    score: MediaRef | None,
+    *,
+    score_gain: float = DEFAULT_SCORE_GAIN,
+    transitions: Transitions = "cut",
+    master: bool = False,
+) -> CutFilm:
+    """Mux once per distinct cut: an unchanged re-run reads the film back from the store."""
+    work = Path(tempfile.mkdtemp(prefix="cut-", dir=studio.store.scratch))
+    film = await mux_film(
+        studio,
+        plan,
+        sequences,
+        score,
+        work / "film.mp4",
+        score_gain=score_gain,
+        transitions=transitions,
+        master=master,
+    )
+    return CutFilm(
+        film=await studio.store.put(film.path),
+        master=await studio.store.put(film.master) if film.master else None,
+        file=film,
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -24,6 +22,7 @@ from tasks.film_plan import (
 )
 from tasks.lint import fix_screenplay, lint_screenplay
 from tasks.screenplay import Scene, Score, Screenplay
+from tasks.seeds import derive_seed
 from tasks.settings import Defaults, EstimateRates, PlanRules
 
 LTX_FRAME_STEP = 8
@@ -48,11 +47,6 @@ def scene_frames(duration_s: float, fps: int) -> int:
 def audio_latent_frames(frames: int, fps: int) -> int:
     """What LTXVEmptyLatentAudio allocates for a sequence of `frames` video frames."""
     return math.ceil(frames / fps * AUDIO_LATENT_RATE)
-
-
-def derive_seed(*parts: object) -> int:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def plan_film(

@@ -6,8 +6,11 @@ Always on the per-sequence files, never on the assembled film.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import task
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +24,19 @@ from tasks.render import RenderedSequence
 from tasks.store import MediaRef
 from tasks.studio import Studio
 
+T = TypeVar("T")
+
 AUDIO_RATE = 48_000
+
+# Post work (ASR, loudness) runs one job at a time beside the GPU-feeding path, so that
+# downloads, carry frames and submissions are never starved of the CPU.
+_POST_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reelflow-post")
+
+
+async def _off_the_critical_path(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(
+        _POST_WORKER, functools.partial(function, *args, **kwargs)
+    )
 
 
 class FinishedSequence(BaseModel):
@@ -92,9 +107,9 @@ async def check_dialogue(
 ) -> SequenceVerdict:
     """Transcribe the sequence and judge each scripted line (and any unscripted speech)."""
     video = await studio.store.fetch(rendered.video)
-    samples = await asyncio.to_thread(media.read_audio, video, rate=AUDIO_RATE)
+    samples = await _off_the_critical_path(media.read_audio, video, rate=AUDIO_RATE)
     silent = is_silent(samples, AUDIO_RATE, threshold_lufs=policy.silence_lufs)
-    transcript = await asyncio.to_thread(studio.transcriber.transcribe, video)
+    transcript = await _off_the_critical_path(studio.transcriber.transcribe, video)
     return check_sequence(
         scripted_lines(sequence),
         transcript,
@@ -137,10 +152,12 @@ async def finish_sequence(
     source = await studio.store.fetch(rendered.video)
     work = studio.store.scratch / "post" / rendered.video.sha256
     work.mkdir(parents=True, exist_ok=True)
-    edited, edits = await asyncio.to_thread(_apply_edits, source, work, verdict)
-    decision = plan_gain(await asyncio.to_thread(measure, edited), target_lufs=target_lufs)
-    result = await asyncio.to_thread(normalize_sequence, edited, work / "normalized.mp4", decision)
-    info = await asyncio.to_thread(media.probe, result.path)
+    edited, edits = await _off_the_critical_path(_apply_edits, source, work, verdict)
+    decision = plan_gain(await _off_the_critical_path(measure, edited), target_lufs=target_lufs)
+    result = await _off_the_critical_path(
+        normalize_sequence, edited, work / "normalized.mp4", decision
+    )
+    info = await _off_the_critical_path(media.probe, result.path)
     return FinishedSequence(
         index=rendered.index,
         video=await studio.store.put(result.path),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
@@ -114,6 +115,8 @@ async def generate_keyframe(studio: Studio, plan: FilmPlan, chain: Chain) -> Med
         chain_keyframe_prompt(studio, plan, chain),
         uploads=[],
         label=f"keyframe {chain.index}",
+        family="image",
+        output_s=1.0,
     )
     image = _single(result.files, ".png", "keyframe")
     return await studio.store.put(image)
@@ -131,7 +134,12 @@ async def render_sequence(
     """One Prompt Relay pass: joint audio and video for the sequence's scenes."""
     prompt = sequence_prompt(studio, plan, sequence, start)
     result = await run_on_gpu(
-        studio, prompt, uploads=[start] if start else [], label=f"sequence {sequence.index}"
+        studio,
+        prompt,
+        uploads=[start] if start else [],
+        label=f"sequence {sequence.index}",
+        family="ltx",
+        output_s=sequence.seconds,
     )
     studio.stats.fresh_sequences.add(sequence.index)
     video = _single(result.files, ".mp4", f"sequence {sequence.index}")
@@ -220,8 +228,13 @@ def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict
     return prompts
 
 
+@task(name="preflight", cache_policy=NO_CACHE, retries=4, retry_delay_seconds=[1, 2, 5, 10],
+      retry_condition_fn=retry_if_transient)
 async def preflight_servers(studio: Studio, prompts: dict[str, Any]) -> None:
-    """Check the film's prompts against every server before any GPU time is spent."""
+    """Check the film's prompts against every server before any GPU time is spent.
+
+    A server still booting (refused connections) is waited for, like any transient error.
+    """
     for server in studio.servers:
         async with server.client() as client:
             report = await preflight(client, prompts)

@@ -185,7 +185,12 @@ def _cue_key(parameters: dict[str, Any]) -> str:
 async def render_cue(studio: Studio, cue: Cue) -> RenderedCue:
     """One ACE-Step generation: the cue's zone plus its crossfade tail."""
     result = await run_on_gpu(
-        studio, cue_render_prompt(studio, cue), uploads=[], label=f"cue {cue.index}"
+        studio,
+        cue_render_prompt(studio, cue),
+        uploads=[],
+        label=f"cue {cue.index}",
+        family="ace_step",
+        output_s=cue.duration_s,
     )
     # SaveAudioMP3 numbers its files itself: take whatever name the history entry reported.
     audio = [path for path in result.files if path.suffix.lower() in _AUDIO_SUFFIXES]

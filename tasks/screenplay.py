@@ -52,7 +52,7 @@ class Scene(_Strict):
     """One beat of the film as the author writes it."""
 
     description: Text
-    duration: float = Field(gt=0, le=MAX_SCENE_SECONDS)
+    duration: float = Field(gt=0, le=MAX_SCENE_SECONDS, strict=True, allow_inf_nan=False)
     characters: list[Text] = Field(default_factory=list)
     dialogue: list[DialogueLine] = Field(default_factory=list)
     tags: list[Text] = Field(default_factory=list)
@@ -99,7 +99,9 @@ class Screenplay(_Strict):
     title: Text
     style: Text
     setting: Text
-    characters: dict[str, Text] = Field(default_factory=dict)
+    characters: dict[Annotated[str, Field(min_length=1, max_length=80)], Text] = Field(
+        default_factory=dict
+    )
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
     score: Score | None = None
@@ -144,6 +146,6 @@ def _unknown_character(location: str, name: str, known: set[str]) -> PydanticCus
     listed = ", ".join(sorted(known)) or "none"
     return PydanticCustomError(
         "unknown_character",
-        "names {name!r}, who is not in `characters` (listed: {listed})",
+        "names '{name}', who is not in `characters` (listed: {listed})",
         {"location": location, "name": name, "listed": listed},
     )

@@ -252,6 +252,10 @@ def _shorten(value: Any) -> str:
 
 def _check_source_image(folder: Path, index: int, source_image: str) -> list[Problem]:
     where = f"scenes[{index}].source_image"
+    if not source_image.strip():
+        return [Problem(where, "is empty.", "name an image file, or remove source_image.")]
+    if "\x00" in source_image:
+        return [Problem(where, "contains a NUL character.", "write a plain file name.")]
     posix, windows = PurePosixPath(source_image), PureWindowsPath(source_image)
     if posix.is_absolute() or windows.is_absolute() or windows.drive:
         return [
@@ -271,13 +275,17 @@ def _check_source_image(folder: Path, index: int, source_image: str) -> list[Pro
                 "copy the image next to the screenplay and name it relatively.",
             )
         ]
-    if not target.is_file():
+    if not target.exists():
         return [
             Problem(
                 where,
                 f"{source_image!r} does not exist in {base}.",
                 "check the file name, or remove source_image to generate a keyframe.",
             )
+        ]
+    if not target.is_file():
+        return [
+            Problem(where, f"{source_image!r} is not a regular file.", "name a PNG or JPEG file.")
         ]
     try:
         with Image.open(target) as image:

@@ -15,7 +15,7 @@ from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ReelflowError
-from tasks.files import copy_atomic, write_atomic
+from tasks.files import link_or_copy_atomic, write_atomic
 
 _CHUNK = 1 << 20
 
@@ -96,12 +96,12 @@ class MediaStore:
         ref = MediaRef(sha256=sha, suffix=path.suffix.lower(), size=path.stat().st_size)
         cached = self.scratch_path(ref)
         if not cached.exists():
-            await asyncio.to_thread(copy_atomic, path, cached)
+            await asyncio.to_thread(link_or_copy_atomic, path, cached)
         root = self._local_root()
         if root is not None:
             target = root / ref.key
             if not target.exists():
-                await asyncio.to_thread(copy_atomic, path, target)
+                await asyncio.to_thread(link_or_copy_atomic, path, target)
             return ref
         data = await asyncio.to_thread(path.read_bytes)
         try:
@@ -124,7 +124,7 @@ class MediaStore:
             source = root / ref.key
             if not source.exists():
                 raise StoreError(f"{ref.key} is missing from the media store at {root}.")
-            await asyncio.to_thread(copy_atomic, source, cached)
+            await asyncio.to_thread(link_or_copy_atomic, source, cached)
         else:
             try:
                 data = await _call(self.filesystem.read_path, ref.key)

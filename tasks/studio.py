@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from prefect import Task
+from prefect.cache_policies import CachePolicy
 from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
@@ -20,6 +21,8 @@ from tasks.asr import EmbeddedTranscriber, Transcriber
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
 from tasks.gpu import GpuSlots
+from tasks.locks import FlockLockManager
+from tasks.schedule import Family, GpuScheduler, policy_from_environment
 from tasks.store import MediaRef, MediaStore
 
 T = TypeVar("T", bound=Task[Any, Any])
@@ -62,6 +65,7 @@ class RunStats:
 class Studio:
     store: MediaStore
     results: WritableFileSystem
+    cache_locks: Path
     servers: Sequence[ComfyUIServer]
     slots: GpuSlots
     models: ModelSet
@@ -70,10 +74,25 @@ class Studio:
     transcriber_name: str = "embedded:whisper-tiny.en"
     events: ProgressSink = field(default_factory=QuietSink)
     stats: RunStats = field(default_factory=RunStats)
+    scheduler: GpuScheduler = field(default_factory=lambda: GpuScheduler(policy_from_environment()))
 
     def bind(self, task: T) -> T:
-        """The task with its results persisted next to this studio's media (cache included)."""
-        return task.with_options(result_storage=self.results)  # type: ignore[return-value]
+        """The task with its results persisted next to this studio's media (cache included).
+
+        Serializable isolation: two runs that want the same render at once wait for each
+        other's result instead of both rendering it (file locks: one host; several hosts
+        sharing a bucket need a shared lock manager such as prefect-redis). A killed run's
+        locks die with it.
+        """
+        policy = task.cache_policy
+        if isinstance(policy, CachePolicy):
+            policy = policy.configure(
+                isolation_level="SERIALIZABLE",
+                lock_manager=FlockLockManager(self.cache_locks),
+            )
+        return task.with_options(  # type: ignore[return-value]
+            result_storage=self.results, cache_policy=policy
+        )
 
     @classmethod
     def templates_for(cls, directory: Path | None = None) -> dict[TemplateKind, Workflow]:
@@ -98,11 +117,25 @@ def upload_name(ref: MediaRef) -> str:
 
 
 async def run_on_gpu(
-    studio: Studio, prompt: dict[str, Any], *, uploads: Sequence[MediaRef], label: str
+    studio: Studio,
+    prompt: dict[str, Any],
+    *,
+    uploads: Sequence[MediaRef],
+    label: str,
+    family: Family,
+    output_s: float,
 ) -> GpuResult:
-    """Take a free GPU slot, upload inputs, run the prompt, download every output."""
+    """Take the GPU slot the scheduler grants, upload inputs, run the prompt, download outputs.
+
+    `family` is the model the prompt needs and `output_s` the seconds of media it makes:
+    the scheduler keeps each server on one model family where that costs no time.
+    """
     local_inputs = [await studio.store.fetch(ref) for ref in uploads]
-    async with studio.slots.hold(studio.servers) as slot, slot.server.client() as client:
+    async with (
+        studio.scheduler.hold(studio.slots, studio.servers, family, output_s) as grant,
+        grant.slot.server.client() as client,
+    ):
+        slot = grant.slot
         for ref, path in zip(uploads, local_inputs, strict=True):
             await client.upload_file(path, name=upload_name(ref))
         started = time.monotonic()
@@ -112,6 +145,7 @@ async def run_on_gpu(
 
         entry = await client.run(prompt, on_progress=progress)
         busy = time.monotonic() - started
+        grant.ran(busy)
         studio.stats.prompts += 1
         studio.stats.gpu_seconds += busy
         name = slot.server.concurrency_limit_name

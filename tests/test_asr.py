@@ -31,7 +31,7 @@ from tasks.asr import (
     WhisperServerTranscriber,
     bundled_model_dir,
 )
-from tasks.dialogue import normalize_text
+from tasks.text_norm import normalize_text
 from tests.media_factory import make_clip, speech_wav
 
 LINE = "Make him follow you in before the storm breaks"

@@ -18,10 +18,10 @@ from tasks.dialogue import (
     SequenceVerdict,
     check_sequence,
     is_silent,
-    normalize_text,
 )
 from tasks.lint import required_seconds
 from tasks.media import read_audio
+from tasks.text_norm import normalize_text
 from tests.media_factory import speech_wav
 
 RATE = 48000

@@ -174,3 +174,13 @@ def test_a_killed_run_resumes_without_redoing_finished_renders_or_leaking_a_slot
         # keyframe + 4 sequences in all; the ones finished before the kill are not redone
         assert result.prompts <= 5 - (finished - 1)
         assert len(result.chains[0].sequences) == 4
+
+
+def test_a_saved_comfyui_block_names_the_server(tmp_path: Path, sim: RunningSimulator) -> None:
+    from blocks.comfyui import ComfyUIPool
+
+    ComfyUIPool.from_urls([sim.url]).save("test-studio-pool", overwrite=True)
+    scenes = [{"description": "The tide.", "duration": 2.0}]
+    result = render(write_screenplay(tmp_path, scenes), tmp_path / "out",
+                    ["block:test-studio-pool"], dialogue_check=False)
+    assert result.prompts == 2 == sim_stats(sim.url)["prompts_submitted"]

@@ -61,8 +61,8 @@ def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
         first = render(screenplay, tmp_path / "worker-a", [sim.url], store="s3://films/studio")
         assert first.prompts == 9
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="films")["Contents"]]
-        # six renders and their six normalized cuts
-        assert sum(key.endswith(".mp4") for key in keys) == 12
+        # six renders, their six normalized cuts, and the film itself
+        assert sum(key.endswith(".mp4") for key in keys) == 13
         assert any(key.startswith("studio/results/") for key in keys)
         # another machine: nothing local at all, only the bucket
         second = render(screenplay, tmp_path / "worker-b", [sim.url], store="s3://films/studio")

@@ -13,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from tasks.cues import assembled_length
 from tasks.media import (
     DiskFull,
     MediaError,
     MediaInvalid,
     assemble_score,
-    assembled_duration,
     concat_copy,
     contact_sheet,
     crossfade_concat,
@@ -191,7 +191,7 @@ def test_score_lasts_exactly_the_film_and_music_ends_where_the_arithmetic_says(
         make_tone(media / "cue0.flac", seconds=3.0, frequency=220),
         make_tone(media / "cue1.mp3", seconds=4.0, frequency=330, rate=44100),
     ]
-    music_s = assembled_duration([3.0, 4.0], 2.0)
+    music_s = assembled_length([3.0, 4.0], 2.0)
     score = assemble_score(cues, media / "score.flac", total_s=8.0, fade_out_s=1.0)
     info = probe(score)
     assert info.audio is not None and info.audio.rate == RATE and info.audio.codec == "flac"
@@ -212,18 +212,18 @@ def test_score_fades_out_at_the_end_of_the_film(media: Path) -> None:
     durations=st.lists(st.floats(min_value=2.0, max_value=240.0), min_size=1, max_size=12),
     extra=st.floats(min_value=2.0, max_value=240.0),
 )
-def test_assembled_duration_is_the_sum_minus_one_crossfade_per_join(
+def test_assembled_length_is_the_sum_minus_one_crossfade_per_join(
     durations: list[float], extra: float
 ) -> None:
-    total = assembled_duration(durations, 2.0)
+    total = assembled_length(durations, 2.0)
     assert total == pytest.approx(sum(durations) - 2.0 * (len(durations) - 1))
     assert total >= max(durations) - 1e-9
-    assert assembled_duration([*durations, extra], 2.0) == pytest.approx(total + extra - 2.0)
+    assert assembled_length([*durations, extra], 2.0) == pytest.approx(total + extra - 2.0)
 
 
 def test_a_cue_shorter_than_the_crossfade_cannot_be_chained() -> None:
     with pytest.raises(ValueError, match="crossfade"):
-        assembled_duration([5.0, 1.0, 5.0], 2.0)
+        assembled_length([5.0, 1.0, 5.0], 2.0)
 
 
 def _atom_order(path: Path) -> list[str]:

@@ -27,6 +27,7 @@ from sim.inventory import default_models
 from sim.settings import SimSettings
 from tasks import media
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, load_models
+from tasks.cues import assembled_length
 from tasks.film_plan import FilmPlan
 from tasks.gpu import FileLockSlots
 from tasks.plan import plan_film
@@ -120,6 +121,7 @@ def offline_studio(url: str, root: Path) -> Studio:
     return Studio(
         store=MediaStore(LocalFileSystem(basepath=str(root / "media")), root / "scratch"),
         results=LocalFileSystem(basepath=str(root / "results")),
+        cache_locks=root / "locks" / "cache",
         servers=[ComfyUIServer(url=url)],
         slots=FileLockSlots(root / "locks"),
         models=MODELS,
@@ -192,7 +194,7 @@ def test_retimed_cues_add_up_to_the_measured_film(data: st.DataObject) -> None:
     film_s = sum(measured)
     durations = [c.duration_s for c in cues]
     assert sum(durations) - CUE_TAIL_S * (len(cues) - 1) == pytest.approx(film_s, abs=1e-6)
-    assert media.assembled_duration(durations, CUE_TAIL_S) == pytest.approx(film_s, abs=1e-6)
+    assert assembled_length(durations, CUE_TAIL_S) == pytest.approx(film_s, abs=1e-6)
     assert cues[0].start_s == 0.0
     for before, after in itertools.pairwise(cues):
         assert after.start_s == pytest.approx(before.end_s, abs=1e-9)

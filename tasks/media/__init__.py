@@ -34,11 +34,11 @@ from tasks.media.probe import (
     verify_decodes,
     verify_film,
 )
+from tasks.media.review import clip_thumbnails
 from tasks.media.run import atomic_output, run_ffmpeg
 from tasks.media.score import (
     assemble_score,
     assemble_score_args,
-    assembled_duration,
     mix_and_encode,
     mix_and_encode_args,
 )
@@ -54,9 +54,9 @@ __all__ = [
     "VideoInfo",
     "assemble_score",
     "assemble_score_args",
-    "assembled_duration",
     "atomic_output",
     "check_distribution",
+    "clip_thumbnails",
     "concat_copy",
     "concat_copy_args",
     "concat_list_entry",

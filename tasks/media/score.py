@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from tasks.cues import assembled_length
 from tasks.media.encode import (
     AUDIO_AAC,
     AUDIO_RATE,
@@ -17,15 +18,6 @@ from tasks.media.encode import (
 from tasks.media.errors import MediaError
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
-
-
-def assembled_duration(cue_durations: list[float], crossfade_s: float) -> float:
-    """Length of cues chained with `crossfade_s` overlaps: the sum minus the overlaps."""
-    if not cue_durations:
-        return 0.0
-    if len(cue_durations) > 1 and min(cue_durations) < crossfade_s:
-        raise ValueError(f"every cue must last at least the {crossfade_s} s crossfade")
-    return sum(cue_durations) - crossfade_s * (len(cue_durations) - 1)
 
 
 def assemble_score_args(
@@ -73,7 +65,7 @@ def assemble_score(
             raise MediaError(f"score cue {cue} has no audio stream")
         durations.append(audio.duration)
     try:
-        assembled_duration(durations, crossfade_s)
+        assembled_length(durations, crossfade_s)
     except ValueError as exc:
         raise MediaError(f"cannot chain cues {[c.name for c in cues]}: {exc}") from exc
     with atomic_output(dest) as tmp:

@@ -1,0 +1,112 @@
+"""What the review page shows, gathered from the run's results (no HTML here)."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tasks.chains import CarriedFrame, SequenceResult
+from tasks.film_plan import Change, Cue, LintWarning
+from tasks.review.commands import Rerender
+
+# Where each verdict kind and action sits on the page's traffic light.
+GOOD_KINDS = frozenset({"ok", "narration", "silent"})
+WARN_KINDS = frozenset({"misheard", "title_leak"})
+ACTION_WORDS = {
+    "keep": "kept",
+    "keep_with_warning": "kept with a warning",
+    "rerender": "re-render asked, attempts used up",
+    "mute_sequence": "muted",
+    "mute_range": "muted in part",
+}
+
+
+def relative_url(path: Path, folder: Path) -> str:
+    """`path` as a URL relative to `folder`: the page opens from disk or from a bucket."""
+    relative = os.path.relpath(path.resolve(), folder.resolve())
+    return quote(Path(relative).as_posix())
+
+
+def tone(kind: str) -> str:
+    """The badge class of a verdict kind: good, warn or bad."""
+    if kind in GOOD_KINDS:
+        return "good"
+    return "warn" if kind in WARN_KINDS else "bad"
+
+
+@dataclass(frozen=True)
+class SequenceView:
+    """One sequence as the page shows it: media links, verdicts, loudness, the re-roll."""
+
+    result: SequenceResult
+    label: str
+    film_start_s: float
+    video: str
+    first_frame: str
+    last_frame: str
+    loudness_chart: str
+    cached: bool | None
+    carried: CarriedFrame | None
+    dialogue: dict[int, list[dict[str, Any]]]
+    loudness: dict[str, Any]
+    rerender: Rerender
+
+    @property
+    def index(self) -> int:
+        return self.result.sequence.index
+
+    @property
+    def kind(self) -> str:
+        return self.result.attempts[-1].verdict.kind
+
+    @property
+    def action(self) -> str:
+        """What was done about the dialogue, in words, re-renders first."""
+        final = ACTION_WORDS[self.result.attempts[-1].verdict.action]
+        renders = len(self.result.attempts)
+        if renders == 1:
+            return final
+        kinds = " → ".join(a.verdict.kind for a in self.result.attempts)
+        times = "once" if renders == 2 else f"{renders - 1} times"
+        return f"re-rendered {times} ({kinds}), then {final}"
+
+
+@dataclass(frozen=True)
+class FilmView:
+    """The whole page's content."""
+
+    title: str
+    animatic: bool
+    film: str
+    duration_s: float
+    sequences: tuple[SequenceView, ...]
+    warnings: tuple[LintWarning, ...]
+    changes: tuple[Change, ...]
+    cues: tuple[Cue, ...]
+    timeline_chart: str
+    loudness_chart: str
+    downloads: tuple[tuple[str, str], ...]
+    manifest: dict[str, Any]
+
+
+def group_dialogue(rows: list[dict[str, Any]]) -> dict[int, dict[int, list[dict[str, Any]]]]:
+    """`dialogue_rows` by sequence, then by attempt number."""
+    grouped: dict[int, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        grouped[row["sequence"]][row["attempt"]].append(row)
+    return {sequence: dict(attempts) for sequence, attempts in grouped.items()}
+
+
+def cached_flags(manifest: dict[str, Any]) -> dict[int, bool]:
+    """Which sequences the manifest says came from the cache."""
+    return {entry["index"]: bool(entry["cached"]) for entry in manifest.get("sequences", [])}
+
+
+def clock(seconds: float) -> str:
+    """`m:ss.s`, the way an editor reads a timecode at a glance."""
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:04.1f}"

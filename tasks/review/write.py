@@ -1,0 +1,166 @@
+"""`write_review`: the dailies page and its generated pictures, beside the delivered film."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence as Seq
+from pathlib import Path
+from typing import Any
+
+from flows.summary import dialogue_rows, loudness_rows
+from tasks import media
+from tasks.chains import ChainOutcome, SequenceResult
+from tasks.deliver import Deliverables, sequence_label
+from tasks.errors import ReelflowError
+from tasks.files import write_atomic
+from tasks.film_plan import FilmPlan
+from tasks.review.charts import LoudnessBar, Span, loudness_chart, score_timeline
+from tasks.review.commands import RunOptions, rerender_for
+from tasks.review.page import render_page
+from tasks.review.views import (
+    FilmView,
+    SequenceView,
+    cached_flags,
+    group_dialogue,
+    relative_url,
+)
+from tasks.score import ScoreResult
+
+REVIEW_PAGE = "review.html"
+ASSETS = "review"
+TARGET_LUFS = -23.0
+"""The level `finish_sequence` normalizes to: the dashed line on the loudness charts."""
+
+
+class ReviewError(ReelflowError):
+    """The review page cannot be written from what the run produced."""
+
+
+def _write_text(path: Path, text: str) -> str:
+    write_atomic(path, text.encode("utf-8"))
+    return path.name
+
+
+def _results(outcomes: Seq[ChainOutcome]) -> list[SequenceResult]:
+    return sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
+
+
+def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str], ...]:
+    files: list[tuple[str, Path | None]] = [
+        ("film", deliverables.film),
+        ("grading master", deliverables.master),
+        ("score (FLAC)", deliverables.score),
+        ("timeline (OTIO)", deliverables.timeline),
+        ("contact sheet", deliverables.contact_sheet),
+        ("manifest", deliverables.manifest),
+        ("report", deliverables.report),
+    ]
+    return tuple((label, relative_url(path, folder)) for label, path in files if path is not None)
+
+
+def _sequence_views(
+    folder: Path,
+    results: list[SequenceResult],
+    outcomes: Seq[ChainOutcome],
+    deliverables: Deliverables,
+    manifest: dict[str, Any],
+    screenplay: Path,
+    run: RunOptions,
+) -> list[SequenceView]:
+    assets = folder / ASSETS
+    dialogue = group_dialogue(dialogue_rows(outcomes))
+    loudness = {row["sequence"]: row for row in loudness_rows(outcomes)}
+    cached = cached_flags(manifest)
+    carried = {c.into_sequence: c for o in outcomes for c in o.carried}
+    views, film_time = [], 0.0
+    for result, clip in zip(results, deliverables.sequences, strict=True):
+        n = result.sequence.index
+        first, last = media.clip_thumbnails(
+            clip, assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
+        )
+        row = loudness[n]
+        chart = assets / f"seq{n:03d}_loudness.svg"
+        _write_text(
+            chart,
+            loudness_chart(
+                [LoudnessBar(f"seq {n}", row["before_lufs"], row["after_lufs"])],
+                target_lufs=TARGET_LUFS,
+                width=360,
+            ),
+        )
+        views.append(
+            SequenceView(
+                result=result,
+                label=sequence_label(result.sequence),
+                film_start_s=film_time,
+                video=relative_url(clip, folder),
+                first_frame=relative_url(first, folder),
+                last_frame=relative_url(last, folder),
+                loudness_chart=relative_url(chart, folder),
+                cached=cached.get(n),
+                carried=carried.get(n),
+                dialogue=dialogue.get(n, {}),
+                loudness=row,
+                rerender=rerender_for(screenplay, run, n),
+            )
+        )
+        film_time += result.finished.seconds
+    return views
+
+
+def write_review(
+    folder: Path,
+    plan: FilmPlan,
+    *,
+    outcomes: Seq[ChainOutcome],
+    score: ScoreResult | None,
+    deliverables: Deliverables,
+    screenplay: Path,
+    animatic: bool,
+    run: RunOptions | None = None,
+) -> Path:
+    """Write `review.html` and its pictures (`review/`) into the film folder; return the page.
+
+    `run` holds the run's own options, repeated in each sequence's re-render command
+    (default: the flow's defaults with `--out` the folder's parent).
+    """
+    results = _results(outcomes)
+    if len(results) != len(deliverables.sequences):
+        raise ReviewError(
+            f"{len(results)} rendered sequences but {len(deliverables.sequences)} delivered files"
+        )
+    manifest: dict[str, Any] = json.loads(deliverables.manifest.read_text("utf-8"))
+    run = run or RunOptions(out=folder.parent.as_posix())
+    views = _sequence_views(folder, results, outcomes, deliverables, manifest, screenplay, run)
+    duration = sum(r.finished.seconds for r in results)
+    spans = [
+        Span(f"seq {v.index}", v.film_start_s, v.film_start_s + v.result.finished.seconds)
+        for v in views
+    ]
+    cues = score.cues if score is not None else ()
+    assets = folder / ASSETS
+    timeline = assets / "timeline.svg"
+    _write_text(timeline, score_timeline(cues, spans, duration))
+    overview = assets / "loudness.svg"
+    bars = [
+        LoudnessBar(f"seq {v.index}", v.loudness["before_lufs"], v.loudness["after_lufs"])
+        for v in views
+    ]
+    _write_text(overview, loudness_chart(bars, target_lufs=TARGET_LUFS, width=560))
+    view = FilmView(
+        title=plan.title,
+        animatic=animatic,
+        film=relative_url(deliverables.film, folder),
+        duration_s=float(manifest.get("film", {}).get("duration_s", duration)),
+        sequences=tuple(views),
+        warnings=plan.warnings,
+        changes=plan.changes,
+        cues=tuple(cues),
+        timeline_chart=relative_url(timeline, folder),
+        loudness_chart=relative_url(overview, folder),
+        downloads=_downloads(deliverables, folder),
+        manifest=manifest,
+    )
+    page = folder / REVIEW_PAGE
+    _write_text(page, render_page(view))
+    return page

@@ -1,0 +1,255 @@
+"""Operating reelflow: the deployments on a real `prefect server start` with a worker, and the
+nightly batch flow run directly against the test API. Everything renders on simulator processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.settings import PREFECT_API_URL
+from prefect.states import State
+
+from flows.batch import (
+    BatchState,
+    ScreenplaySourceMissing,
+    find_screenplays,
+    load_state,
+    nightly_batch,
+)
+from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
+from sim.settings import SimSettings
+from tasks.deliver import REPORT_ARTIFACT_KEY
+from tests.film_helpers import sim_stats, write_screenplay
+from tests.prefect_server import artifacts_of, block_type_slugs, prefect_server
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
+    with start_simulator(
+        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
+    ) as running:
+        yield running
+
+
+def screenplay(folder: Path, name: str, title: str, description: str) -> Path:
+    scenes = [{"description": description, "duration": 2.0}]
+    written = write_screenplay(folder, scenes, title=title)
+    return written.rename(folder / name)
+
+
+def run_batch(**parameters: Any) -> State[Any]:
+    return asyncio.run(nightly_batch(**parameters, return_state=True))  # type: ignore[call-overload]
+
+
+def summary_rows(state: State[Any]) -> dict[str, dict[str, Any]]:
+    """The 'nightly-batch' table artifact of that run, as the UI shows it, by film."""
+    run_id = str(state.state_details.flow_run_id)
+    table = artifacts_of(str(PREFECT_API_URL.value()), run_id)["nightly-batch"]
+    return {row["film"]: row for row in table}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_night(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    inbox = tmp_path / "screenplays"
+    inbox.mkdir()
+    harbour = screenplay(inbox, "harbour.json", "Harbour", "Waves roll against the pier.")
+    screenplay(inbox, "lighthouse.json", "Lighthouse", "The lamp turns at dusk.")
+    (inbox / "broken.json").write_text(json.dumps({"title": "Broken", "scenes": []}))
+    out = tmp_path / "out"
+    parameters = {"folder": str(inbox), "out": str(out), "comfyui": [sim.url]}
+
+    first = run_batch(**parameters)
+    assert first.is_failed()
+    assert "broken.json" in (first.message or "")
+    rows = summary_rows(first)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "broken.json": "failed",
+        "harbour.json": "rendered",
+        "lighthouse.json": "rendered",
+    }
+    assert "scenes" in rows["broken.json"]["message"]
+    for name in ("harbour.json", "lighthouse.json"):
+        assert rows[name]["prompts"] > 0 and rows[name]["duration_s"] > 0
+        assert rows[name]["folder"].startswith("file://")
+        folder = Path(rows[name]["folder"].removeprefix("file://"))
+        assert list((folder / "sequences").glob("seq*.mp4"))
+    assert set(load_state(out).films) == {"harbour.json", "lighthouse.json"}
+    submitted = sim_stats(sim.url)["prompts_submitted"]
+
+    second = summary_rows(run_batch(**parameters))
+    assert second["harbour.json"]["status"] == second["lighthouse.json"]["status"] == "unchanged"
+    assert sum(row["prompts"] for row in second.values()) == 0
+    assert sim_stats(sim.url)["prompts_submitted"] == submitted
+
+    harbour.write_text(harbour.read_text().replace("Waves roll", "A storm breaks"))
+    third = summary_rows(run_batch(**parameters, force=True))
+    assert third["harbour.json"]["status"] == "rendered" and third["harbour.json"]["prompts"] > 0
+    # Forced, unchanged: the film flow runs again but every render comes from the cache.
+    assert third["lighthouse.json"]["status"] == "rendered"
+    assert third["lighthouse.json"]["prompts"] == 0
+
+
+def test_a_deleted_film_folder_is_rendered_again_even_when_the_screenplay_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "gone"
+    state = BatchState.model_validate(
+        {"films": {"a.json": {"fingerprint": "f", "folder": str(folder)}}}
+    )
+    assert not state.is_current("a.json", "f")
+    folder.mkdir()
+    assert state.is_current("a.json", "f")
+    assert not state.is_current("a.json", "changed")
+
+
+async def run_deployment_until_final(
+    api_url: str, name: str, parameters: dict[str, Any], timeout: float
+) -> tuple[FlowRun, float]:
+    """Trigger a deployment run through the API; the run and seconds from trigger to final."""
+    async with PrefectClient(api=api_url) as client:
+        deployment = await client.read_deployment_by_name(name)
+        run = await client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+        triggered = time.monotonic()
+        while time.monotonic() - triggered < timeout:
+            run = await client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                break
+            await asyncio.sleep(0.5)
+        return run, time.monotonic() - triggered
+
+
+async def read_deployment(api_url: str, name: str) -> DeploymentResponse:
+    async with PrefectClient(api=api_url) as client:
+        return await client.read_deployment_by_name(name)
+
+
+def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_batch_is_scheduled(
+    tmp_path: Path,
+) -> None:
+    screenplay_path = write_screenplay(
+        tmp_path, [{"description": "Gulls circle the mast.", "duration": 2.0}]
+    )
+    out = tmp_path / "renders"
+    yaml = "deployments/prefect.yaml"
+    with (
+        prefect_server(tmp_path / "prefect") as server,
+        start_simulator(
+            SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
+        ) as sim,
+    ):
+        server.create_process_pool("reelflow")
+        server.start_worker("reelflow")
+        began = time.monotonic()
+        server.cli_together(
+            ["block", "register", "-m", "blocks"],
+            ["deploy", "--all", "--prefect-file", yaml],
+        )
+        deployed_in = time.monotonic() - began
+        default_schedule = (
+            asyncio.run(read_deployment(server.api_url, "nightly-batch/nightly-batch"))
+            .schedules[0]
+            .schedule
+        )
+        # A studio in another zone re-deploys the batch alone with its own timezone; this
+        # runs while the film renders.
+        retimed = server.cli_start(
+            "deploy", "--name", "nightly-batch", "--prefect-file", yaml,
+            "--timezone", "Europe/Lisbon",
+        )  # fmt: skip
+        parameters = {"screenplay": str(screenplay_path), "comfyui": [sim.url], "out": str(out)}
+        run, took = asyncio.run(
+            run_deployment_until_final(server.api_url, "film/film", parameters, timeout=240)
+        )
+        server.cli_finish(retimed)
+        assert run.state is not None and run.state.is_completed(), (
+            f"{run.state}\n{server.log_tail()}"
+        )
+        assert {"film-plan", REPORT_ARTIFACT_KEY} <= set(artifacts_of(server.api_url, str(run.id)))
+        nightly = asyncio.run(read_deployment(server.api_url, "nightly-batch/nightly-batch"))
+        registered = block_type_slugs(server.api_url)
+        groups = [process.pid for process in server.processes]
+        print(
+            f"\nserver healthy in {server.started_in:.1f} s, block register + deploy --all "
+            f"{deployed_in:.1f} s, "
+            f"trigger to Completed {took:.1f} s"
+        )
+    for group in groups:  # server, worker and the flow runs it spawned: all gone
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
+    assert sorted((out / "test_reel" / "sequences").glob("*.mp4"))
+    assert isinstance(default_schedule, CronSchedule)
+    assert (default_schedule.cron, default_schedule.timezone) == ("0 2 * * *", "UTC")
+    schedule = nightly.schedules[0].schedule
+    assert isinstance(schedule, CronSchedule)
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "Europe/Lisbon")
+    assert len(nightly.schedules) == 1
+    assert nightly.global_concurrency_limit is not None
+    assert nightly.global_concurrency_limit.limit == 1
+    assert nightly.concurrency_options is not None
+    assert nightly.concurrency_options.collision_strategy == "CANCEL_NEW"
+    assert nightly.parameters["gpu_slots"] == "prefect"
+    form = nightly.parameter_openapi_schema["properties"]
+    assert all(field.get("description") for field in form.values())
+    assert {
+        "reelflow-comfyui-server",
+        "reelflow-comfyui-pool",
+        "reelflow-asr-endpoint",
+        "reelflow-media-storage",
+    } <= registered
+
+
+def test_a_bucket_prefix_is_scanned_for_screenplays_with_the_aws_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_loopback_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(endpoint, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="films")
+        s3.put_object(Bucket="films", Key="inbox/harbour.json", Body=b'{"title": "Harbour"}')
+        s3.put_object(Bucket="films", Key="inbox/notes.txt", Body=b"not a screenplay")
+        s3.put_object(Bucket="films", Key="inbox/old/archived.json", Body=b"{}")
+        found = asyncio.run(find_screenplays("s3://films/inbox", tmp_path / "inbox"))
+        with pytest.raises(ScreenplaySourceMissing, match="s3://nowhere"):
+            asyncio.run(find_screenplays("s3://nowhere/inbox", tmp_path / "inbox"))
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+    assert [(source.name, source.path.read_bytes()) for source in found] == [
+        ("harbour.json", b'{"title": "Harbour"}')
+    ]

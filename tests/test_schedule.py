@@ -1,0 +1,268 @@
+"""Model-aware GPU scheduling: the policy's choices, and model loads on real simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blocks.comfyui import ComfyUIServer
+from flows.environment import build_studio
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import ModelLoadSeconds, SimSettings
+from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
+from tasks.schedule import (
+    Estimates,
+    Family,
+    GpuScheduler,
+    Request,
+    ScheduleError,
+    SchedulePolicy,
+    ScheduleReport,
+    ServerState,
+    assign,
+    policy_from_environment,
+)
+from tasks.store import local_storage
+from tasks.studio import Studio, run_on_gpu
+from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
+
+POLICY = SchedulePolicy(load_s=2.0, gpu_s_per_output_s=0.5)
+
+
+def request(number: int, family: Family, arrived: float = 0.0, output_s: float = 2.0) -> Request:
+    return Request(number=number, family=family, output_s=output_s, arrived=arrived)
+
+
+def grants(
+    servers: list[ServerState], waiting: list[Request], now: float = 0.0, **served: float
+) -> list[tuple[int, str]]:
+    made = assign(servers, waiting, now, POLICY, Estimates(POLICY), served)  # type: ignore[arg-type]
+    return [(r.number, s.name) for r, s, _ in made]
+
+
+def test_a_free_server_keeps_to_its_loaded_model_before_older_renders_of_another() -> None:
+    server = ServerState("a", 1, loaded="image")
+    assert grants([server], [request(0, "ltx"), request(1, "image", arrived=0.5)], now=1) == [
+        (1, "a")
+    ]
+
+
+def test_a_render_waiting_past_the_aging_bound_gets_the_next_slot_despite_the_load() -> None:
+    server = ServerState("a", 1, loaded="image")
+    waiting = [request(0, "ltx"), request(1, "image", arrived=0.5)]
+    # patience: 4 loads of 2 s; the ltx render has waited 9 s and ltx was never served
+    assert grants([server], waiting, now=9.0, image=8.9) == [(0, "a")]
+    assert grants([ServerState("a", 1, loaded="image")], waiting, now=9.0, ltx=6.0) == [(1, "a")]
+
+
+def test_a_server_that_must_load_loads_keyframes_before_sequences_and_cues() -> None:
+    server = ServerState("a", 1)
+    waiting = [request(0, "ace_step"), request(1, "ltx"), request(2, "image", arrived=0.1)]
+    assert grants([server], waiting, now=0.2) == [(2, "a")]
+
+
+def test_a_render_waits_for_the_server_holding_its_model_when_that_is_sooner_than_a_load() -> None:
+    busy = ServerState("a", 1, loaded="ltx", running={99: 3.0})
+    idle = ServerState("b", 1, loaded="image")
+    assert grants([busy, idle], [request(0, "ltx")], now=0.0) == []
+    assert idle.loaded == "image"
+
+
+def test_a_render_loads_on_an_idle_server_when_waiting_would_cost_more_than_the_load() -> None:
+    busy = ServerState("a", 1, loaded="ltx", running={99: 4.5})
+    idle = ServerState("b", 1, loaded="image")
+    assert grants([busy, idle], [request(0, "ltx")], now=0.0) == [(0, "b")]
+    assert idle.loaded == "ltx" and 0 in idle.running
+
+
+def test_renders_queued_ahead_count_when_deciding_whether_to_wait() -> None:
+    busy = ServerState("a", 1, loaded="ltx", running={99: 1.5})
+    idle = ServerState("b", 1, loaded="image")
+    # each 2 s ltx render is 1 s of GPU: the fourth would start at 4.5 s, past 2 loads of 2 s
+    waiting = [request(n, "ltx", arrived=n / 10) for n in range(4)]
+    assert grants([busy, idle], waiting, now=0.0) == [(3, "b")]
+
+
+def test_the_policy_is_chosen_by_environment_and_a_typo_is_refused() -> None:
+    assert policy_from_environment({}).aware
+    assert not policy_from_environment({"REELFLOW_SCHEDULE": "unaware"}).aware
+    tuned = policy_from_environment({"REELFLOW_SCHEDULE": '{"load_s": 2, "patience_loads": 8}'})
+    assert (tuned.aware, tuned.load_s, tuned.patience_loads) == (True, 2.0, 8.0)
+    with pytest.raises(ScheduleError, match="REELFLOW_SCHEDULE='off'"):
+        policy_from_environment({"REELFLOW_SCHEDULE": "off"})
+    with pytest.raises(ScheduleError, match="greater than 0"):
+        policy_from_environment({"REELFLOW_SCHEDULE": '{"load_s": -1}'})
+
+
+def one_server_loads(
+    arrivals: list[tuple[Family, float]], policy: SchedulePolicy = POLICY
+) -> list[Family]:
+    """Serve `arrivals` on one server through `assign`; the family of every load, in order."""
+    server, estimates = ServerState("a", 1), Estimates(policy)
+    waiting = [request(n, family, at) for n, (family, at) in enumerate(arrivals)]
+    pending = sorted(waiting, key=lambda r: r.arrived)
+    queue: list[Request] = []
+    served: dict[Family, float] = {}
+    loads: list[Family] = []
+    now = 0.0
+    while pending or queue:
+        queue += [r for r in pending if r.arrived <= now]
+        pending = [r for r in pending if r.arrived > now]
+        server.running.clear()
+        made = assign([server], queue, now, policy, estimates, served)
+        if not made:
+            now = pending[0].arrived
+            continue
+        chosen, _, reason = made[0]
+        queue.remove(chosen)
+        served[chosen.family] = now
+        loads += [chosen.family] if reason else []
+        now = server.running[chosen.number]
+    return loads
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["image", "ltx", "ace_step"]), st.floats(0, 1)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_one_server_loads_each_family_once_when_renders_arrive_within_the_aging_bound(
+    arrivals: list[tuple[Family, float]],
+) -> None:
+    # 12 renders of 1 s and 3 loads of 2 s: nobody waits 20 loads
+    loads = one_server_loads(arrivals, POLICY.model_copy(update={"patience_loads": 20.0}))
+    assert sorted(loads) == sorted({family for family, _ in arrivals})
+
+
+def test_on_one_server_a_long_wait_costs_at_most_one_extra_load_per_aging_period() -> None:
+    # an ltx render arrives while a long stream of keyframes runs: it waits 8 s, not forever
+    keyframes: list[tuple[Family, float]] = [("image", 0.0)] * 40
+    assert one_server_loads([*keyframes, ("ltx", 0.5)]) == ["image", "ltx", "image"]
+
+
+# --- on real simulators --------------------------------------------------------------------
+
+LOADING = SimSettings(
+    gpu_seconds_per_output_second=0.05,
+    model_load_seconds=ModelLoadSeconds(image=0.3, ltx=0.3, ace_step=0.3),
+)
+
+
+@pytest.fixture
+def loading_sim(tmp_path: Path) -> Iterator[RunningSimulator]:
+    with start_simulator(LOADING, workdir=tmp_path / "sim") as running:
+        yield running
+
+
+def scored_screenplay(folder: Path) -> Path:
+    """Three chains of two 2 s sequences, with reelflow's default score (cues on the GPU)."""
+    path = write_screenplay(folder, three_chain_scenes())
+    document = json.loads(path.read_text())
+    del document["score"]
+    path.write_text(json.dumps(document))
+    return path
+
+
+def loads_in_order(url: str) -> list[str]:
+    runs = sorted(sim_stats(url)["executions"], key=lambda e: e["start"])
+    return [e["family"] for e in runs if e["load_s"] > 0]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_scored_three_chain_film_on_one_gpu_loads_each_model_family_once(
+    tmp_path: Path, loading_sim: RunningSimulator
+) -> None:
+    result = render(scored_screenplay(tmp_path), tmp_path / "out", [loading_sim.url])
+    assert result.prompts == sim_stats(loading_sim.url)["prompts_executed"] > 9
+    assert loads_in_order(loading_sim.url) == ["image", "ltx", "ace_step"]
+    assert sim_stats(loading_sim.url)["model_loads"] == {"image": 1, "ltx": 1, "ace_step": 1}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_on_three_gpus_no_server_loads_a_model_family_twice(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        sims = [
+            stack.enter_context(start_simulator(LOADING, workdir=tmp_path / f"sim{n}"))
+            for n in range(3)
+        ]
+        render(scored_screenplay(tmp_path), tmp_path / "out", [sim.url for sim in sims])
+        orders = [loads_in_order(sim.url) for sim in sims]
+    assert all(len(order) == len(set(order)) for order in orders), orders
+    assert sum(len(order) for order in orders) < 9, orders
+
+
+def mixed_prompts(studio: Studio) -> list[tuple[Family, float, dict[str, Any]]]:
+    """Keyframes and cues alternating, as a naive DAG would submit them."""
+    prompts: list[tuple[Family, float, dict[str, Any]]] = []
+    for n in range(3):
+        image = keyframe_prompt(
+            studio.templates[TemplateKind.keyframe],
+            prompt=f"a harbour at dawn, boat {n}",
+            width=256,
+            height=256,
+            seed=n,
+            models=studio.models,
+            output_prefix="reelflow/keyframe",
+        )
+        music = cue_prompt(
+            studio.templates[TemplateKind.cue],
+            tags="cinematic strings, calm",
+            bpm=80,
+            keyscale="C major",
+            seconds=4.0,
+            seed=n,
+            models=studio.models,
+            output_prefix="reelflow/cue",
+        )
+        prompts += [("image", 1.0, image), ("ace_step", 4.0, music)]
+    return prompts
+
+
+def run_mixed(url: str, root: Path, policy: SchedulePolicy) -> ScheduleReport:
+    async def go() -> ScheduleReport:
+        studio = await build_studio(
+            [ComfyUIServer(url=url)], local_storage(root / "store"), root / "scratch", "fast"
+        )
+        studio.scheduler = GpuScheduler(policy)
+        await asyncio.gather(
+            *(
+                run_on_gpu(studio, prompt, uploads=[], label=family, family=family, output_s=out)
+                for family, out, prompt in mixed_prompts(studio)
+            )
+        )
+        return studio.scheduler.report()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_the_schedule_report_counts_the_loads_the_gpu_really_did(
+    tmp_path: Path, loading_sim: RunningSimulator
+) -> None:
+    report = run_mixed(loading_sim.url, tmp_path, SchedulePolicy())
+    (server,) = report.servers
+    assert list(server.load_order) == loads_in_order(loading_sim.url) == ["image", "ace_step"]
+    assert (report.loads, report.minimum_loads, report.notes) == (2, 2, ())
+    assert server.prompts == 6 and server.switches == 1
+    assert 0.15 < report.load_seconds < 1.2
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_with_the_policy_off_the_report_still_matches_the_gpu_and_says_why_it_reloaded(
+    tmp_path: Path, loading_sim: RunningSimulator
+) -> None:
+    report = run_mixed(loading_sim.url, tmp_path, SchedulePolicy(aware=False))
+    (server,) = report.servers
+    assert list(server.load_order) == loads_in_order(loading_sim.url)
+    assert report.policy == "unaware" and set(server.reasons) == {"unaware"}
