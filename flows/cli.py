@@ -249,6 +249,10 @@ def print_summary(result: FilmResult, console: Console) -> None:
             row["edits"],
         )
     console.print(dialogue, loudness)
+    loads = result.schedule
+    console.print(
+        f"model loads: {loads.loads} (minimum {loads.minimum_loads}, {loads.policy} scheduling)"
+    )
     for warning in warnings_of(result.chains):
         console.print(Text(f"warning {warning}", style="yellow"))
     kind = ", an ANIMATIC" if result.animatic else ""

@@ -17,6 +17,7 @@ from sim.settings import SimSettings
 from tasks.comfyui.workflow import RenderMode, load_models
 from tasks.errors import ReelflowError
 from tasks.gpu import FileLockSlots, GpuSlots, PrefectSlots
+from tasks.schedule import GpuScheduler, policy_from_environment
 from tasks.store import MediaStore, Storage
 from tasks.studio import Studio
 
@@ -81,6 +82,7 @@ async def build_studio(
     scratch: Path,
     mode: RenderMode,
     slot_kind: SlotKind = "local",
+    scheduler: GpuScheduler | None = None,
 ) -> Studio:
     slots = choose_slots(slot_kind, storage)
     await _register_results_storage(storage)
@@ -94,4 +96,5 @@ async def build_studio(
         slots=slots,
         models=load_models(mode),
         templates=Studio.templates_for(),
+        scheduler=scheduler or GpuScheduler(policy_from_environment()),
     )

@@ -37,6 +37,7 @@ from tasks.mux import cut_film
 from tasks.plan import plan_film, with_sequences
 from tasks.render import film_prompts, preflight_servers
 from tasks.review import RunOptions, write_review
+from tasks.schedule import GpuScheduler, SchedulePolicy, ScheduleReport
 from tasks.score import ScoreResult, compose_score
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
@@ -59,6 +60,7 @@ class FilmResult(BaseModel):
     review: str
     plan: FilmPlan
     score: ScoreResult | None
+    schedule: ScheduleReport
     duration_s: float
     animatic: bool
     chains: tuple[ChainOutcome, ...]
@@ -102,6 +104,7 @@ async def film(
     master: bool = False,
     score_gain: float = 0.25,
     dialogue_check: bool = True,
+    schedule: Literal["aware", "unaware"] | None = None,
 ) -> FilmResult:
     """Render a screenplay into a film folder: plan, keyframes, chained sequence renders,
     dialogue check, loudness, score, mux, deliverables and the dailies page.
@@ -126,6 +129,8 @@ async def film(
         master: Also write a yuv444p10le master for grading (SDR).
         score_gain: Score level under the dialogue (0.25 = -12 dB).
         dialogue_check: Hear every sequence and re-render or mute by the verdict.
+        schedule: aware (keep each GPU on one model family where that costs no time) or
+            unaware. Empty: $REELFLOW_SCHEDULE, else aware.
     """
     source = Path(screenplay)
     written = load_screenplay(source)
@@ -148,7 +153,14 @@ async def film(
     async with comfyui_servers(
         comfyui or [], workdir=root / ".reelflow" / "simulator", simulator=SimSettings()
     ) as (servers, simulator):
-        studio = await build_studio(servers, storage, scratch, plan.mode, gpu_slots)
+        studio = await build_studio(
+            servers,
+            storage,
+            scratch,
+            plan.mode,
+            gpu_slots,
+            GpuScheduler(SchedulePolicy(aware=schedule == "aware")) if schedule else None,
+        )
         await preflight_servers(
             studio, film_prompts(studio, plan, use_keyframes=keyframes == "generate")
         )
@@ -245,6 +257,7 @@ async def film(
         review=str(review),
         plan=plan,
         score=score,
+        schedule=studio.scheduler.report(),
         animatic=simulator is not None,
         duration_s=film_file.duration_s,
         chains=tuple(outcomes),

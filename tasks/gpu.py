@@ -14,8 +14,6 @@ Two implementations behind one interface:
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -29,6 +27,7 @@ from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError, conc
 from prefect.exceptions import ObjectNotFound
 
 from blocks.comfyui import ComfyUIServer
+from tasks.locks import release_flock, try_flock
 
 
 @dataclass(frozen=True)
@@ -53,15 +52,7 @@ class FileLockSlots:
     poll_seconds: float = 0.02
 
     def _try(self, server: ComfyUIServer, number: int) -> int | None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{server.concurrency_limit_name}.slot{number}.lock"
-        handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
-            return None
-        return handle
+        return try_flock(self.folder / f"{server.concurrency_limit_name}.slot{number}.lock")
 
     @asynccontextmanager
     async def hold(self, servers: Sequence[ComfyUIServer]) -> AsyncIterator[Slot]:
@@ -73,8 +64,7 @@ class FileLockSlots:
                         try:
                             yield Slot(server, number)
                         finally:
-                            fcntl.flock(handle, fcntl.LOCK_UN)
-                            os.close(handle)
+                            release_flock(handle)
                         return
             await asyncio.sleep(self.poll_seconds)
 

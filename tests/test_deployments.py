@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
@@ -30,11 +27,12 @@ from flows.batch import (
     load_state,
     nightly_batch,
 )
-from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
+from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.deliver import REPORT_ARTIFACT_KEY
 from tests.film_helpers import sim_stats, write_screenplay
 from tests.prefect_server import artifacts_of, block_type_slugs, prefect_server
+from tests.s3_helpers import moto_server, use_s3
 
 
 @pytest.fixture
@@ -217,28 +215,8 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
 def test_a_bucket_prefix_is_scanned_for_screenplays_with_the_aws_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = free_loopback_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(endpoint, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with moto_server() as port:
+        use_s3(monkeypatch, f"http://127.0.0.1:{port}")
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="films")
         s3.put_object(Bucket="films", Key="inbox/harbour.json", Body=b'{"title": "Harbour"}')
@@ -247,9 +225,6 @@ def test_a_bucket_prefix_is_scanned_for_screenplays_with_the_aws_environment(
         found = asyncio.run(find_screenplays("s3://films/inbox", tmp_path / "inbox"))
         with pytest.raises(ScreenplaySourceMissing, match="s3://nowhere"):
             asyncio.run(find_screenplays("s3://nowhere/inbox", tmp_path / "inbox"))
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)
     assert [(source.name, source.path.read_bytes()) for source in found] == [
         ("harbour.json", b'{"title": "Harbour"}')
     ]

@@ -19,7 +19,7 @@ import boto3
 import httpx
 import pytest
 
-from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
+from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import Faults, SimSettings
 from tasks import media
 from tasks.store import file_sha256
@@ -32,6 +32,7 @@ from tests.fault_helpers import (
     wait_until,
 )
 from tests.film_helpers import render, sim_stats, write_screenplay
+from tests.s3_helpers import moto_server, use_s3
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -230,36 +231,13 @@ def test_two_runs_of_the_same_film_at_once_share_the_work_and_corrupt_nothing(
 
 @pytest.fixture
 def s3_behind_a_switch(monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpOutage]:
-    port = free_loopback_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until(lambda: _answers(f"http://127.0.0.1:{port}"), 30, "moto to start")
-    switch = TcpOutage(port)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": switch.url,
-        "AWS_MAX_ATTEMPTS": "2",
-    }.items():
-        monkeypatch.setenv(key, value)
-    try:
-        yield switch
-    finally:
-        switch.close()
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=1)
-    except httpx.TransportError:
-        return False
-    return True
+    with moto_server() as port:
+        switch = TcpOutage(port)
+        use_s3(monkeypatch, switch.url, AWS_MAX_ATTEMPTS="2")
+        try:
+            yield switch
+        finally:
+            switch.close()
 
 
 def test_an_s3_outage_fails_the_run_naming_the_store_and_the_rerun_continues(

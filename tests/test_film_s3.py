@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 
-from sim.embedded import free_loopback_port, start_simulator
+from sim.embedded import start_simulator
 from sim.settings import SimSettings
 from tests.film_helpers import render, three_chain_scenes, write_screenplay
+from tests.s3_helpers import moto_server, use_s3
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 @pytest.fixture
 def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_loopback_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    try:
+    with moto_server() as port:
+        url = f"http://127.0.0.1:{port}"
+        use_s3(monkeypatch, url)
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
