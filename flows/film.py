@@ -29,11 +29,11 @@ from flows.progress import progress_sink
 from flows.summary import dialogue_rows, loudness_rows
 from sim.settings import SimSettings
 from tasks.chains import ChainOutcome, render_chain
-from tasks.deliver import deliver_film
+from tasks.deliver import Deliverables, deliver_film
 from tasks.dialogue import DialoguePolicy
 from tasks.errors import ReelflowError
 from tasks.film_plan import FilmPlan
-from tasks.mux import cut_film
+from tasks.mux import FilmFile, cut_film
 from tasks.plan import plan_film, with_sequences
 from tasks.render import film_prompts, preflight_servers
 from tasks.review import RunOptions, write_review
@@ -41,7 +41,7 @@ from tasks.schedule import GpuScheduler, SchedulePolicy, ScheduleReport
 from tasks.score import ScoreResult, compose_score
 from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
-from tasks.store import Storage
+from tasks.store import MediaRef, Storage
 from tasks.studio import Studio
 
 
@@ -187,22 +187,14 @@ async def film(
     cut = [r.finished.video for r in rendered]
     with timings.stage("mux"):
         studio.events.stage("cutting the film")
-        cut_result = await studio.bind(cut_film)(
+        film_file = await cut_the_film(
             studio,
             plan,
             cut,
-            score.score if score else None,
+            score,
             score_gain=score_gain,
             transitions=transitions,
             master=master,
-        )
-        film_file = cut_result.file.model_copy(
-            update={
-                "path": await studio.store.fetch(cut_result.film),
-                "master": await studio.store.fetch(cut_result.master)
-                if cut_result.master
-                else None,
-            }
         )
     deliverables = await deliver_film(
         studio,
@@ -220,16 +212,15 @@ async def film(
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
     )
-    review = await asyncio.to_thread(
-        write_review,
+    review = await publish_dailies(
         folder,
         plan,
-        outcomes=outcomes,
-        score=score,
-        deliverables=deliverables,
-        screenplay=source,
-        animatic=simulator is not None,
-        run=RunOptions(
+        outcomes,
+        score,
+        deliverables,
+        source,
+        simulator is not None,
+        RunOptions(
             comfyui=tuple(comfyui or ()),
             out=out,
             store=store,
@@ -243,12 +234,6 @@ async def film(
             score_gain=score_gain,
             dialogue_check=dialogue_check,
         ),
-    )
-    await acreate_link_artifact(
-        key="dailies",
-        link=review.resolve().as_uri(),
-        link_text="review.html",
-        description="The dailies page",
     )
     return FilmResult(
         title=plan.title,
@@ -286,6 +271,65 @@ async def render_chains(
             )
         )
     )
+
+
+async def cut_the_film(
+    studio: Studio,
+    plan: FilmPlan,
+    cut: list[MediaRef],
+    score: ScoreResult | None,
+    *,
+    score_gain: float,
+    transitions: Literal["cut", "dissolve"],
+    master: bool,
+) -> FilmFile:
+    """The final cut (cached by content), fetched from the store for delivery."""
+    result = await studio.bind(cut_film)(
+        studio,
+        plan,
+        cut,
+        score.score if score else None,
+        score_gain=score_gain,
+        transitions=transitions,
+        master=master,
+    )
+    return result.file.model_copy(
+        update={
+            "path": await studio.store.fetch(result.film),
+            "master": await studio.store.fetch(result.master) if result.master else None,
+        }
+    )
+
+
+async def publish_dailies(
+    folder: Path,
+    plan: FilmPlan,
+    outcomes: list[ChainOutcome],
+    score: ScoreResult | None,
+    deliverables: Deliverables,
+    screenplay: Path,
+    animatic: bool,
+    run: RunOptions,
+) -> Path:
+    """Write review.html into the film folder and link it from the Prefect run."""
+    review = await asyncio.to_thread(
+        write_review,
+        folder,
+        plan,
+        outcomes=outcomes,
+        score=score,
+        deliverables=deliverables,
+        screenplay=screenplay,
+        animatic=animatic,
+        run=run,
+    )
+    await acreate_link_artifact(
+        key="dailies",
+        link=review.resolve().as_uri(),
+        link_text="review.html",
+        description="The dailies page",
+    )
+    return review
 
 
 def _raise_if_failed(plan: FilmPlan, outcomes: list[ChainOutcome], storage: Storage) -> None:
