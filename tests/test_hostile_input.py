@@ -33,26 +33,10 @@ from tasks.screenplay_file import load_screenplay
 from tasks.settings import load_defaults
 from tests.fault_helpers import ComfyProxy, ProxyTricks
 from tests.film_helpers import render, write_screenplay
+from tests.test_screenplay_errors import good
 
 REPO = Path(__file__).resolve().parents[1]
 Edit = Callable[[dict[str, Any]], None]
-
-
-def good() -> dict[str, Any]:
-    return {
-        "title": "Two at the Station",
-        "style": "cinematic, soft overcast light",
-        "setting": "a rural train platform",
-        "characters": {"MARA": "a woman in her forties with cropped grey hair"},
-        "scenes": [
-            {
-                "description": "Mara waits on the bench.",
-                "duration": 8.0,
-                "characters": ["MARA"],
-                "dialogue": [{"character": "MARA", "line": "You missed the last one."}],
-            },
-        ],
-    }
 
 
 def write(folder: Path, document: Any = None, *, raw: bytes | None = None) -> Path:
