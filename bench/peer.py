@@ -20,9 +20,9 @@ from tasks.comfyui.workflow import (
     keyframe_prompt,
     load_models,
     load_template,
-    relay_prompt,
 )
 from tasks.film_plan import Chain, FilmPlan, Sequence
+from tasks.render import relay_sequence_prompt
 
 POLL_S = 3.0
 
@@ -42,19 +42,12 @@ def _keyframe(plan: FilmPlan, chain: Chain) -> dict[str, Any]:
 
 def _sequence(plan: FilmPlan, sequence: Sequence, start: str | None) -> dict[str, Any]:
     kind = TemplateKind.relay_i2v if start is not None else TemplateKind.relay_t2v
-    return relay_prompt(
+    return relay_sequence_prompt(
         load_template(kind),
-        global_prompt=sequence.wrapper_prompt,
-        segment_prompts=list(sequence.segment_prompts),
-        segment_frames=list(sequence.segment_frames),
-        width=plan.width,
-        height=plan.height,
-        frames=sequence.frames,
-        fps=sequence.fps,
-        seed=sequence.seed,
-        negative=sequence.negative_prompt,
-        start_image=start,
-        models=load_models(plan.mode),
+        load_models(plan.mode),
+        plan,
+        sequence,
+        start,
         output_prefix="peer/sequence",
     )
 

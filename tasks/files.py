@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
 @contextmanager
-def _temporary_beside(path: Path) -> Iterator[Path]:
-    """A temporary name in `path`'s folder, renamed over `path` if the block succeeds."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A fresh temporary name beside `path` (same suffix), renamed onto it on success.
+
+    The writer creates the file itself, so it gets the user's normal permissions; a killed
+    run leaves only a hidden temporary name that nothing reads.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    temporary = path.parent / f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}"
     try:
         yield temporary
-        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -27,7 +28,7 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write to a temporary name in the same folder, fsync, then rename over `path`."""
-    with _temporary_beside(path) as temporary, temporary.open("wb") as out:
+    with atomic_path(path) as temporary, temporary.open("wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
@@ -36,7 +37,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 def copy_atomic(source: Path, path: Path) -> Path:
     """Copy `source` to `path` so that `path` is either absent or complete."""
-    with _temporary_beside(path) as temporary:
+    with atomic_path(path) as temporary:
         shutil.copyfile(source, temporary)
     return path
 
@@ -46,9 +47,8 @@ def link_or_copy_atomic(source: Path, path: Path) -> Path:
 
     Only for immutable, content-addressed files: both names share one inode.
     """
-    with _temporary_beside(path) as temporary:
+    with atomic_path(path) as temporary:
         try:
-            temporary.unlink()
             os.link(source, temporary)
         except OSError:
             shutil.copyfile(source, temporary)

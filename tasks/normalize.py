@@ -10,20 +10,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 from pydantic import BaseModel
 
 from tasks.media import (
     MediaInvalid,
-    atomic_output,
     integrated_loudness,
-    probe,
     read_audio,
-    run_ffmpeg,
+    replace_audio,
     true_peak_dbtp,
 )
-from tasks.media.encode import AUDIO_AAC, AUDIO_RATE, FASTSTART
+from tasks.media.encode import AUDIO_RATE
 
 # AAC can overshoot the PCM peak it was fed; one corrective pass trims this much extra.
 _CODEC_MARGIN_DB = 0.2
@@ -111,16 +108,7 @@ def plan_gain(
 
 
 def _encode_with_gain(src: Path, dest: Path, samples: np.ndarray, gain_db: float) -> None:
-    scaled = (samples * np.float32(10.0 ** (gain_db / 20.0))).astype("<f4")
-    channels = samples.shape[1]
-    source = ffmpeg.input(str(src))
-    pcm = ffmpeg.input("pipe:0", f="f32le", ar=AUDIO_RATE, ac=channels)
-    streams = [pcm.audio]
-    if probe(src).video is not None:
-        streams.insert(0, source.video)
-    with atomic_output(dest) as tmp:
-        graph = ffmpeg.output(*streams, str(tmp), vcodec="copy", **AUDIO_AAC, **FASTSTART)
-        run_ffmpeg(graph.get_args(), stdin=scaled.tobytes())
+    replace_audio(src, dest, samples * np.float32(10.0 ** (gain_db / 20.0)))
 
 
 def normalize_sequence(

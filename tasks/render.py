@@ -14,7 +14,13 @@ from tasks import media
 from tasks.caching import content_key, keyed_by, retry_if_transient
 from tasks.comfyui.errors import PreflightFailed, TransientError
 from tasks.comfyui.preflight import preflight
-from tasks.comfyui.workflow import TemplateKind, keyframe_prompt, relay_prompt
+from tasks.comfyui.workflow import (
+    ModelSet,
+    TemplateKind,
+    Workflow,
+    keyframe_prompt,
+    relay_prompt,
+)
 from tasks.film_plan import Chain, FilmPlan, Sequence
 from tasks.store import MediaRef
 from tasks.studio import Studio, run_on_gpu, upload_name
@@ -38,13 +44,17 @@ class RenderedSequence(BaseModel):
     gpu_seconds: float
 
 
-def sequence_prompt(
-    studio: Studio, plan: FilmPlan, sequence: Sequence, start: MediaRef | None
+def relay_sequence_prompt(
+    workflow: Workflow,
+    models: ModelSet,
+    plan: FilmPlan,
+    sequence: Sequence,
+    start_image: str | None,
+    output_prefix: str = "reelflow/sequence",
 ) -> dict[str, Any]:
-    """The exact ComfyUI prompt for a sequence: also its cache identity."""
-    kind = TemplateKind.relay_i2v if start is not None else TemplateKind.relay_t2v
+    """A sequence's Prompt Relay prompt from a template (I2V with a start image, else T2V)."""
     return relay_prompt(
-        studio.templates[kind],
+        workflow,
         global_prompt=sequence.wrapper_prompt,
         segment_prompts=list(sequence.segment_prompts),
         segment_frames=list(sequence.segment_frames),
@@ -54,9 +64,23 @@ def sequence_prompt(
         fps=sequence.fps,
         seed=sequence.seed,
         negative=sequence.negative_prompt,
-        start_image=upload_name(start) if start is not None else None,
-        models=studio.models,
-        output_prefix="reelflow/sequence",
+        start_image=start_image,
+        models=models,
+        output_prefix=output_prefix,
+    )
+
+
+def sequence_prompt(
+    studio: Studio, plan: FilmPlan, sequence: Sequence, start: MediaRef | None
+) -> dict[str, Any]:
+    """The exact ComfyUI prompt for a sequence: also its cache identity."""
+    kind = TemplateKind.relay_i2v if start is not None else TemplateKind.relay_t2v
+    return relay_sequence_prompt(
+        studio.templates[kind],
+        studio.models,
+        plan,
+        sequence,
+        upload_name(start) if start is not None else None,
     )
 
 
@@ -228,8 +252,13 @@ def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict
     return prompts
 
 
-@task(name="preflight", cache_policy=NO_CACHE, retries=4, retry_delay_seconds=[1, 2, 5, 10],
-      retry_condition_fn=retry_if_transient)
+@task(
+    name="preflight",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=[1, 2, 5, 10],
+    retry_condition_fn=retry_if_transient,
+)
 async def preflight_servers(studio: Studio, prompts: dict[str, Any]) -> None:
     """Check the film's prompts against every server before any GPU time is spent.
 

@@ -17,6 +17,7 @@ from tasks.media.edit import (
     mute_all,
     mute_range,
     mute_range_args,
+    replace_audio,
 )
 from tasks.media.errors import DiskFull, MediaError, MediaInvalid
 from tasks.media.frames import (
@@ -76,6 +77,7 @@ __all__ = [
     "mute_range_args",
     "probe",
     "read_audio",
+    "replace_audio",
     "run_ffmpeg",
     "top_level_boxes",
     "true_peak_dbtp",

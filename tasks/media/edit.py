@@ -1,12 +1,13 @@
-"""Editing operations on sequences: hard-cut and crossfade concatenation, muting."""
+"""Editing operations on sequences: hard-cut and crossfade concatenation, muting, new audio."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
 
-from tasks.media.encode import AUDIO_AAC, FASTSTART, VIDEO_DISTRIBUTION
+from tasks.media.encode import AUDIO_AAC, AUDIO_RATE, FASTSTART, VIDEO_DISTRIBUTION
 from tasks.media.errors import MediaError
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
@@ -114,4 +115,19 @@ def mute_all(src: Path, dest: Path) -> Path:
             source.video, audio, str(tmp), vcodec="copy", **AUDIO_AAC, **FASTSTART
         )
         run_ffmpeg(graph.get_args())
+    return dest
+
+
+def replace_audio(src: Path, dest: Path, samples: np.ndarray) -> Path:
+    """`src` with its audio replaced by `samples` (float32, (n, channels), 48 kHz).
+
+    The video stream is copied; the audio is encoded AAC at 48 kHz.
+    """
+    pcm = ffmpeg.input("pipe:0", f="f32le", ar=AUDIO_RATE, ac=samples.shape[1])
+    streams = [pcm.audio]
+    if probe(src).video is not None:
+        streams.insert(0, ffmpeg.input(str(src)).video)
+    with atomic_output(dest) as tmp:
+        graph = ffmpeg.output(*streams, str(tmp), vcodec="copy", **AUDIO_AAC, **FASTSTART)
+        run_ffmpeg(graph.get_args(), stdin=samples.astype("<f4").tobytes())
     return dest

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
-import secrets
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tasks.files import atomic_path
 from tasks.media.errors import DiskFull, MediaError
 
 FFMPEG = "ffmpeg"
@@ -60,23 +59,11 @@ def run_ffprobe(path: Path, args: Sequence[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield a temp path beside `dest` (same suffix); rename it onto `dest` on success.
-
-    Readers never see a half-written file, and a killed run leaves only a temp name
-    that the next run ignores.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh random name, not mkstemp: the writer creates the file, so it gets the
-    # user's normal permissions instead of mkstemp's private 0600.
-    tmp = dest.parent / f".{dest.stem}.{secrets.token_hex(6)}.tmp{dest.suffix}"
+    """`tasks.files.atomic_path` for ffmpeg outputs, with a full disk named as such."""
     try:
-        yield tmp
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            yield tmp
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise DiskFull(dest.parent, str(exc)) from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
