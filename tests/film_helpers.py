@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,14 @@ def write_screenplay(folder: Path, scenes: list[dict[str, Any]], **extra: Any) -
 
 def three_chain_scenes() -> list[dict[str, Any]]:
     """Three chains of two sequences each: six renders, three keyframes."""
+    return chain_scenes(chains=3, shots=2)
+
+
+def chain_scenes(*, chains: int, shots: int) -> list[dict[str, Any]]:
+    """`chains` chains (each from its own keyframe) of `shots` hard-cut sequences each."""
     scenes: list[dict[str, Any]] = []
-    for chain in range(3):
-        for shot in range(2):
+    for chain in range(chains):
+        for shot in range(shots):
             scene: dict[str, Any] = {
                 "description": f"Chain {chain} shot {shot}, waves roll.",
                 "duration": 2.0,
@@ -52,3 +59,18 @@ def render(screenplay: Path, out: Path, servers: list[str], **options: Any) -> F
 
 def sim_stats(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/reelflow-sim/stats", timeout=10).json()  # type: ignore[no-any-return]
+
+
+def film_command(screenplay: Path, out: Path, servers: list[str], *extra: str) -> list[str]:
+    """`python -m flows.film` as a user would type it, for runs in their own process."""
+    command = [sys.executable, "-m", "flows.film", str(screenplay), "--out", str(out), *extra]
+    for url in servers:
+        command += ["--comfyui", url]
+    return command
+
+
+def harness_environment() -> dict[str, str]:
+    """This process's environment, pointed at the test session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

@@ -7,9 +7,7 @@ reelflow's own report of itself.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +29,14 @@ from tests.fault_helpers import (
     small_tmpfs,
     wait_until,
 )
-from tests.film_helpers import render, sim_stats, write_screenplay
+from tests.film_helpers import (
+    chain_scenes,
+    film_command,
+    harness_environment,
+    render,
+    sim_stats,
+    write_screenplay,
+)
 from tests.s3_helpers import moto_server, use_s3
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -139,40 +144,20 @@ def test_a_truncated_mp4_from_the_server_is_caught_and_fetched_again(tmp_path: P
 def test_a_killed_multi_chain_run_redoes_at_most_the_prompts_that_were_on_the_gpus(
     tmp_path: Path,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    scenes = []
-    for chain in range(2):
-        for shot in range(3):
-            scene: dict[str, object] = {
-                "description": f"Chain {chain} shot {shot}: the tide turns.",
-                "duration": 2.0,
-                "relay_break": shot > 0,
-            }
-            if shot == 0 and chain > 0:
-                scene["tags"] = ["keyframe"]
-            scenes.append(scene)
-    screenplay = write_screenplay(tmp_path, scenes)
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    screenplay = write_screenplay(tmp_path, chain_scenes(chains=2, shots=3))
     settings = SimSettings(gpu_seconds_per_output_second=0.4)
     with (
         start_simulator(settings, workdir=tmp_path / "a") as a,
         start_simulator(settings, workdir=tmp_path / "b") as b,
     ):
         urls = [a.url, b.url]
-        command = [
-            sys.executable,
-            "-m",
-            "flows.film",
-            str(screenplay),
-            "--out",
-            str(tmp_path),
-            "--no-dialogue-check",
-        ]
-        for url in urls:
-            command += ["--comfyui", url]
+        command = film_command(screenplay, tmp_path, urls, "--no-dialogue-check")
         process = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command,
+            env=harness_environment(),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
         def executed() -> int:
@@ -196,21 +181,10 @@ def test_a_killed_multi_chain_run_redoes_at_most_the_prompts_that_were_on_the_gp
 def test_two_runs_of_the_same_film_at_once_share_the_work_and_corrupt_nothing(
     tmp_path: Path,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
     screenplay = one_chain(tmp_path)
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env = harness_environment()
     with simulator(tmp_path, Faults(), cost=0.25) as sim:
-        command = [
-            sys.executable,
-            "-m",
-            "flows.film",
-            str(screenplay),
-            "--out",
-            str(tmp_path),
-            "--no-dialogue-check",
-        ]
-        command += ["--comfyui", sim.url]
+        command = film_command(screenplay, tmp_path, [sim.url], "--no-dialogue-check")
         runs = [
             subprocess.Popen(
                 command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

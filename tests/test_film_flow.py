@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from itertools import pairwise
@@ -18,7 +16,14 @@ from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import Faults, SimSettings
 from tasks import media
 from tasks.comfyui.errors import PreflightFailed
-from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
+from tests.film_helpers import (
+    film_command,
+    harness_environment,
+    render,
+    sim_stats,
+    three_chain_scenes,
+    write_screenplay,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -142,20 +147,17 @@ def test_preflight_names_missing_models_before_any_gpu_work(tmp_path: Path) -> N
 def test_a_killed_run_resumes_without_redoing_finished_renders_or_leaking_a_slot(
     tmp_path: Path,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
     scenes = [
         {"description": f"Shot {n}: gulls circle.", "duration": 2.0, "relay_break": n > 0}
         for n in range(4)
     ]
     screenplay = write_screenplay(tmp_path, scenes)
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    command = [sys.executable, "-m", "flows.film", str(screenplay), "--out", str(tmp_path / "out")]
+    env = harness_environment()
     with start_simulator(
         SimSettings(gpu_seconds_per_output_second=0.75), workdir=tmp_path / "sim"
     ) as slow:
         process = subprocess.Popen(
-            [*command, "--comfyui", slow.url],
+            film_command(screenplay, tmp_path / "out", [slow.url]),
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -181,6 +183,10 @@ def test_a_saved_comfyui_block_names_the_server(tmp_path: Path, sim: RunningSimu
 
     ComfyUIPool.from_urls([sim.url]).save("test-studio-pool", overwrite=True)
     scenes = [{"description": "The tide.", "duration": 2.0}]
-    result = render(write_screenplay(tmp_path, scenes), tmp_path / "out",
-                    ["block:test-studio-pool"], dialogue_check=False)
+    result = render(
+        write_screenplay(tmp_path, scenes),
+        tmp_path / "out",
+        ["block:test-studio-pool"],
+        dialogue_check=False,
+    )
     assert result.prompts == 2 == sim_stats(sim.url)["prompts_submitted"]
