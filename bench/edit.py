@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
-from tasks.film_plan import FilmPlan
-from tasks.plan import plan_film
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
+from tasks.schema.film_plan import FilmPlan
 
 OWN_CONTENT = {"index", "chain", "position", "start_s", "hard_cut_before"}
 """Sequence fields that place it in the film without changing what the GPU renders."""

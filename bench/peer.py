@@ -21,8 +21,8 @@ from tasks.comfyui.workflow import (
     load_models,
     load_template,
 )
-from tasks.film_plan import Chain, FilmPlan, Sequence
 from tasks.render import relay_sequence_prompt
+from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 
 POLL_S = 3.0
 

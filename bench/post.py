@@ -21,12 +21,12 @@ from bench.edit import plan_of
 from blocks.comfyui import ComfyUIServer
 from flows.environment import build_studio
 from tasks.dialogue import DialoguePolicy
-from tasks.film_plan import FilmPlan
 from tasks.mux import mux_film
 from tasks.post import check_dialogue, finish_sequence
+from tasks.runtime.store import local_storage
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
 from tasks.score import compose_score
-from tasks.store import local_storage
-from tasks.studio import Studio
 
 GOAL = 1.5
 SEQUENCE_S = 20.0

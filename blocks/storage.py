@@ -13,7 +13,7 @@ from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import Field, SecretStr
 
 from tasks.errors import ReelflowError
-from tasks.store import Storage, local_storage
+from tasks.runtime.store import Storage, local_storage
 
 
 class MediaStorage(Block):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flows.environment import SlotKind
 from flows.film import film
 from tasks.errors import ReelflowError
-from tasks.files import write_atomic
+from tasks.runtime.files import write_atomic
 
 FilmStatus = Literal["rendered", "unchanged", "failed"]
 

@@ -18,10 +18,10 @@ from flows.plan_report import plan_document, print_plan
 from flows.summary import dialogue_rows, loudness_rows, warnings_of
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
 from tasks.errors import ReelflowError
-from tasks.files import write_atomic
-from tasks.plan import plan_film
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
+from tasks.runtime.files import write_atomic
 
 if TYPE_CHECKING:
     from flows.film import FilmResult

@@ -16,10 +16,11 @@ from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.comfyui.workflow import RenderMode, load_models
 from tasks.errors import ReelflowError
-from tasks.gpu import FileLockSlots, GpuSlots, PrefectSlots
-from tasks.schedule import GpuScheduler, policy_from_environment
-from tasks.store import MediaStore, Storage
-from tasks.studio import Studio
+from tasks.runtime.results import upgrade_results
+from tasks.runtime.schedule import GpuScheduler, policy_from_environment
+from tasks.runtime.slots import FileLockSlots, GpuSlots, PrefectSlots
+from tasks.runtime.store import MediaStore, Storage
+from tasks.runtime.studio import Studio
 
 
 async def _register_results_storage(storage: Storage) -> None:
@@ -86,6 +87,7 @@ async def build_studio(
 ) -> Studio:
     slots = choose_slots(slot_kind, storage)
     await _register_results_storage(storage)
+    await upgrade_results(storage.results)
     if isinstance(slots, PrefectSlots):
         await slots.ensure_limits(servers)
     return Studio(

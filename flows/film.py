@@ -32,17 +32,18 @@ from tasks.chains import ChainOutcome, render_chain
 from tasks.deliver import Deliverables, deliver_film
 from tasks.dialogue import DialoguePolicy
 from tasks.errors import ReelflowError
-from tasks.film_plan import FilmPlan
 from tasks.mux import FilmFile, cut_film
-from tasks.plan import plan_film, with_sequences
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film, with_sequences
+from tasks.plan.screenplay_file import load_screenplay
 from tasks.render import film_prompts, preflight_servers
 from tasks.review import RunOptions, write_review
-from tasks.schedule import GpuScheduler, SchedulePolicy, ScheduleReport
+from tasks.runtime.schedule import GpuScheduler, SchedulePolicy, ScheduleReport
+from tasks.runtime.store import Storage
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.refs import MediaRef
 from tasks.score import ScoreResult, compose_score
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
-from tasks.store import MediaRef, Storage
-from tasks.studio import Studio
 
 
 class FilmFailed(ReelflowError):

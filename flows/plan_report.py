@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from tasks.film_plan import FilmPlan
+from tasks.schema.film_plan import FilmPlan
 
 
 def plan_document(plan: FilmPlan) -> dict[str, Any]:

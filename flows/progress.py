@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from tasks.studio import ProgressSink, QuietSink
+from tasks.runtime.studio import ProgressSink, QuietSink
 
 QUIET = QuietSink()
 progress_sink: ContextVar[ProgressSink] = ContextVar("progress_sink", default=QUIET)

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks import media
 from tasks.dialogue import DialoguePolicy, SequenceVerdict, unchecked
-from tasks.film_plan import Chain, FilmPlan, Sequence
-from tasks.plan import revise_sequence
+from tasks.plan.film import revise_sequence
 from tasks.post import FinishedSequence, check_dialogue, finish_sequence
 from tasks.render import (
     RenderedSequence,
@@ -25,8 +24,9 @@ from tasks.render import (
     render_sequence,
     store_source_image,
 )
-from tasks.store import MediaRef
-from tasks.studio import Studio
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import Chain, FilmPlan, Sequence
+from tasks.schema.refs import MediaRef
 
 
 class CarriedFrame(BaseModel):

@@ -27,13 +27,13 @@ from prefect.context import FlowRunContext
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.files import copy_atomic, write_atomic
-from tasks.film_plan import FilmPlan, Sequence
 from tasks.mux import FilmFile, master_path
 from tasks.render import RenderedSequence
+from tasks.runtime.files import copy_atomic, write_atomic
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.refs import MediaRef
 from tasks.score import ScoreResult
-from tasks.store import MediaRef
-from tasks.studio import Studio
 
 REPORT_ARTIFACT_KEY = "film-report"
 _UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f/\\:*?"<>|]+')

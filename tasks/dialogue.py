@@ -15,9 +15,9 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from tasks.asr import Segment, Transcript
-from tasks.lint import required_seconds
 from tasks.media import integrated_loudness
-from tasks.settings import PlanRules, load_defaults
+from tasks.plan.defaults import PlanRules, load_defaults
+from tasks.plan.lint import required_seconds
 from tasks.text_norm import STOPWORDS, normalize_text
 
 VerdictKind = Literal[

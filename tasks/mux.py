@@ -19,11 +19,11 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.caching import content_key, keyed_by
 from tasks.errors import ReelflowError
-from tasks.film_plan import FilmPlan, PlannedLine
-from tasks.store import MediaRef
-from tasks.studio import Studio
+from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan, PlannedLine
+from tasks.schema.refs import MediaRef
 
 Transitions = Literal["cut", "dissolve"]
 DISSOLVE_S = 1.0

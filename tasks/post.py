@@ -16,13 +16,13 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.caching import content_key, keyed_by
 from tasks.dialogue import DialoguePolicy, ScriptedLine, SequenceVerdict, check_sequence, is_silent
-from tasks.film_plan import FilmPlan, Sequence
 from tasks.normalize import Loudness, measure, normalize_sequence, plan_gain
 from tasks.render import RenderedSequence
-from tasks.store import MediaRef
-from tasks.studio import Studio
+from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.refs import MediaRef
 
 T = TypeVar("T")
 

@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.caching import content_key, keyed_by, retry_if_transient
 from tasks.comfyui.errors import PreflightFailed, TransientError
 from tasks.comfyui.preflight import preflight
 from tasks.comfyui.workflow import (
@@ -21,9 +20,10 @@ from tasks.comfyui.workflow import (
     keyframe_prompt,
     relay_prompt,
 )
-from tasks.film_plan import Chain, FilmPlan, Sequence
-from tasks.store import MediaRef
-from tasks.studio import Studio, run_on_gpu, upload_name
+from tasks.runtime.caching import content_key, keyed_by, retry_if_transient
+from tasks.runtime.studio import Studio, run_on_gpu, upload_name
+from tasks.schema.film_plan import Chain, FilmPlan, Sequence
+from tasks.schema.refs import MediaRef
 
 
 class CorruptRender(TransientError):

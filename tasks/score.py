@@ -16,15 +16,15 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.caching import content_key, keyed_by
 from tasks.comfyui.errors import TransientError
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, TemplateKind, cue_prompt
-from tasks.cues import assembled_length, split_zone
 from tasks.errors import ReelflowError
-from tasks.film_plan import Cue, FilmPlan
+from tasks.plan.cues import assembled_length, split_zone
 from tasks.render import GPU_TASK_OPTIONS
-from tasks.store import MediaRef
-from tasks.studio import Studio, run_on_gpu
+from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.studio import Studio, run_on_gpu
+from tasks.schema.film_plan import Cue, FilmPlan
+from tasks.schema.refs import MediaRef
 
 CUE_TAIL_S = 2.0
 """Each cue but the last runs this far past its zone, into the next cue's crossfade."""

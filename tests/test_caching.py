@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect.states import Failed
 
-from tasks.caching import content_key, retry_if_transient
 from tasks.comfyui.errors import OutOfMemory, PromptRejected, ServerUnreachable
-from tasks.store import MediaRef
+from tasks.runtime.caching import content_key, retry_if_transient
+from tasks.schema.refs import MediaRef
 
 
 def test_the_same_content_gives_the_same_key_whatever_the_key_order() -> None:

@@ -23,12 +23,12 @@ from flows.environment import build_studio
 from sim.embedded import RunningSimulator
 from tasks import media
 from tasks.deliver import REPORT_ARTIFACT_KEY, Deliverables, deliver_film, film_path
-from tasks.film_plan import FilmPlan
 from tasks.mux import mux_film
 from tasks.render import render_sequence
+from tasks.runtime.store import local_storage
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
 from tasks.score import compose_score
-from tasks.store import local_storage
-from tasks.studio import Studio
 from tests.test_score import harbour_plan, start_sim
 
 

@@ -19,8 +19,8 @@ from tasks.dialogue import (
     check_sequence,
     is_silent,
 )
-from tasks.lint import required_seconds
 from tasks.media import read_audio
+from tasks.plan.lint import required_seconds
 from tasks.text_norm import normalize_text
 from tests.media_factory import speech_wav
 

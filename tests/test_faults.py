@@ -20,7 +20,7 @@ import pytest
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import Faults, SimSettings
 from tasks import media
-from tasks.store import file_sha256
+from tasks.runtime.store import file_sha256
 from tests.fault_helpers import (
     ComfyProxy,
     FilmThread,

@@ -28,9 +28,9 @@ from tasks.comfyui.client import ComfyUIClient
 from tasks.comfyui.errors import OutputInvalid
 from tasks.comfyui.protocol import OutputFile
 from tasks.errors import ScreenplayError
-from tasks.plan import plan_film, segment_prompt
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film, segment_prompt
+from tasks.plan.screenplay_file import load_screenplay
 from tests.fault_helpers import ComfyProxy, ProxyTricks
 from tests.film_helpers import render, write_screenplay
 from tests.test_screenplay_errors import good

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tasks.cues import assembled_length
 from tasks.media import (
     DiskFull,
     MediaError,
@@ -37,6 +36,7 @@ from tasks.media import (
     verify_decodes,
     verify_film,
 )
+from tasks.plan.cues import assembled_length
 from tests.media_factory import make_clip, make_tone, video_packet_digest
 
 RATE = 48000

@@ -13,11 +13,11 @@ import pytest
 
 from sim.embedded import RunningSimulator
 from tasks import media
-from tasks.film_plan import FilmPlan
 from tasks.mux import DissolveRefused, FilmFile, MuxError, lines_at_cuts, master_path, mux_film
 from tasks.render import RenderedSequence
-from tasks.store import MediaRef
-from tasks.studio import Studio
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.refs import MediaRef
 from tests.media_factory import make_tone
 from tests.sim_helpers import decode_audio, rms_db
 from tests.test_score import harbour_plan, offline_studio, render_sequences, start_sim

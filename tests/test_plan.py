@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.cues import assembled_length, split_zone
-from tasks.plan import frame_budget, plan_film, scene_frames
-from tasks.screenplay import Screenplay
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
+from tasks.plan.cues import assembled_length, split_zone
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import frame_budget, plan_film, scene_frames
+from tasks.plan.screenplay_file import load_screenplay
+from tasks.schema.screenplay import Screenplay
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

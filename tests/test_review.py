@@ -19,12 +19,12 @@ from flows.cli import _render_parser
 from flows.film import FilmResult, film
 from sim.embedded import start_simulator
 from sim.settings import SimSettings
-from tasks.plan import plan_film
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
 from tasks.review import REVIEW_PAGE, RunOptions
 from tasks.review.commands import rerender_command, rerender_parameters
 from tasks.review.page import plan_notes
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
 from tests.chromium import Chromium
 from tests.film_helpers import render, write_screenplay
 

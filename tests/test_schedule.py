@@ -18,7 +18,7 @@ from flows.environment import build_studio
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import ModelLoadSeconds, SimSettings
 from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
-from tasks.schedule import (
+from tasks.runtime.schedule import (
     Estimates,
     Family,
     GpuScheduler,
@@ -30,8 +30,8 @@ from tasks.schedule import (
     assign,
     policy_from_environment,
 )
-from tasks.store import local_storage
-from tasks.studio import Studio, run_on_gpu
+from tasks.runtime.store import local_storage
+from tasks.runtime.studio import Studio, run_on_gpu
 from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
 
 POLICY = SchedulePolicy(load_s=2.0, gpu_s_per_output_s=0.5)

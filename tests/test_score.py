@@ -27,11 +27,16 @@ from sim.inventory import default_models
 from sim.settings import SimSettings
 from tasks import media
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, load_models
-from tasks.cues import assembled_length
-from tasks.film_plan import FilmPlan
-from tasks.gpu import FileLockSlots
-from tasks.plan import plan_film
+from tasks.plan.cues import assembled_length
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
 from tasks.render import RenderedSequence, render_sequence
+from tasks.runtime.slots import FileLockSlots
+from tasks.runtime.store import MediaStore, local_storage
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.screenplay import Screenplay
 from tasks.score import (
     CUE_TAIL_S,
     ScoreError,
@@ -42,11 +47,6 @@ from tasks.score import (
     render_cue,
     retime_cues,
 )
-from tasks.screenplay import Screenplay
-from tasks.screenplay_file import load_screenplay
-from tasks.settings import load_defaults
-from tasks.store import MediaStore, local_storage
-from tasks.studio import Studio
 from tests.sim_helpers import decode_audio
 
 REPO = Path(__file__).resolve().parents[1]

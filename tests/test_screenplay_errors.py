@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tasks.errors import ScreenplayError
-from tasks.screenplay_file import load_screenplay
+from tasks.plan.screenplay_file import load_screenplay
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.files import atomic_path
 from tasks.media.errors import DiskFull, MediaError
+from tasks.runtime.files import atomic_path
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"

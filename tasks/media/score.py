@@ -7,7 +7,6 @@ from pathlib import Path
 
 import ffmpeg
 
-from tasks.cues import assembled_length
 from tasks.media.encode import (
     AUDIO_AAC,
     AUDIO_RATE,
@@ -18,6 +17,7 @@ from tasks.media.encode import (
 from tasks.media.errors import MediaError
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
+from tasks.plan.cues import assembled_length
 
 
 def assemble_score_args(

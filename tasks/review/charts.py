@@ -6,7 +6,7 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from html import escape
 
-from tasks.film_plan import Cue
+from tasks.schema.film_plan import Cue
 
 SILENT_LUFS = -70.0
 _LOUDNESS_FLOOR = -60.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence as Seq
 from html import escape
 
-from tasks.film_plan import Change, LintWarning
 from tasks.review.sequence import sequence_section, status_badges
 from tasks.review.style import SCRIPT, STYLE
 from tasks.review.views import FilmView, SequenceView, clock
+from tasks.schema.film_plan import Change, LintWarning
 
 
 def _e(value: object) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from tasks.chains import CarriedFrame, SequenceResult
-from tasks.film_plan import Change, Cue, LintWarning
 from tasks.review.commands import Rerender
+from tasks.schema.film_plan import Change, Cue, LintWarning
 
 # Where each verdict kind and action sits on the page's traffic light.
 GOOD_KINDS = frozenset({"ok", "narration", "silent"})

@@ -12,8 +12,6 @@ from tasks import media
 from tasks.chains import ChainOutcome, SequenceResult
 from tasks.deliver import Deliverables, sequence_label
 from tasks.errors import ReelflowError
-from tasks.files import write_atomic
-from tasks.film_plan import FilmPlan
 from tasks.review.charts import LoudnessBar, Span, loudness_chart, score_timeline
 from tasks.review.commands import RunOptions, rerender_for
 from tasks.review.page import render_page
@@ -24,6 +22,8 @@ from tasks.review.views import (
     group_dialogue,
     relative_url,
 )
+from tasks.runtime.files import write_atomic
+from tasks.schema.film_plan import FilmPlan
 from tasks.score import ScoreResult
 
 REVIEW_PAGE = "review.html"

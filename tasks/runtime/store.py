@@ -10,12 +10,13 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
-from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ReelflowError
-from tasks.files import link_or_copy_atomic, write_atomic
+from tasks.runtime.files import link_or_copy_atomic, write_atomic
+from tasks.schema.refs import MediaRef
 
 _CHUNK = 1 << 20
 
@@ -40,24 +41,6 @@ def local_storage(root: Path) -> Storage:
         results=LocalFileSystem(basepath=str(root / "results")),
         locks=root / "locks",
     )
-
-
-class MediaRef(BaseModel):
-    """A file in the media store, named by its content."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    sha256: str
-    suffix: str
-    size: int
-
-    @property
-    def key(self) -> str:
-        return f"media/{self.sha256[:2]}/{self.sha256}{self.suffix}"
-
-    @property
-    def short(self) -> str:
-        return self.sha256[:12]
 
 
 def file_sha256(path: Path) -> str:
@@ -105,7 +88,7 @@ class MediaStore:
             return ref
         data = await asyncio.to_thread(path.read_bytes)
         try:
-            await _call(self.filesystem.write_path, ref.key, data)
+            await call_filesystem(self.filesystem.write_path, ref.key, data)
         except Exception as failure:
             raise StoreError(
                 f"could not upload {path.name} to the media store ({self.location}): {failure}. "
@@ -127,7 +110,7 @@ class MediaStore:
             await asyncio.to_thread(link_or_copy_atomic, source, cached)
         else:
             try:
-                data = await _call(self.filesystem.read_path, ref.key)
+                data = await call_filesystem(self.filesystem.read_path, ref.key)
             except Exception as failure:
                 raise StoreError(
                     f"could not read {ref.key} from the media store ({self.location}): {failure}"
@@ -146,15 +129,15 @@ class MediaStore:
         if root is not None:
             return (root / ref.key).exists()
         try:
-            await _call(self.filesystem.read_path, ref.key)
+            await call_filesystem(self.filesystem.read_path, ref.key)
         except Exception:
             return False
         return True
 
 
-async def _call(method: object, *args: object) -> bytes:
+async def call_filesystem(method: object, *args: object) -> Any:
     """Prefect filesystem methods are sync-compatible: run them off the event loop."""
     result = await asyncio.to_thread(method, *args)  # type: ignore[arg-type]
     if asyncio.iscoroutine(result):
         result = await result
-    return result  # type: ignore[no-any-return]
+    return result

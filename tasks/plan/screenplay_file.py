@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import Problem, ScreenplayError
-from tasks.screenplay import DialogueLine, RenderSettings, Scene, Score, Screenplay
+from tasks.schema.screenplay import DialogueLine, RenderSettings, Scene, Score, Screenplay
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 

@@ -20,10 +20,11 @@ from blocks.comfyui import ComfyUIServer
 from tasks.asr import EmbeddedTranscriber, Transcriber
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
-from tasks.gpu import GpuSlots
-from tasks.locks import FlockLockManager
-from tasks.schedule import Family, GpuScheduler, policy_from_environment
-from tasks.store import MediaRef, MediaStore
+from tasks.runtime.locks import FlockLockManager
+from tasks.runtime.schedule import Family, GpuScheduler, policy_from_environment
+from tasks.runtime.slots import GpuSlots
+from tasks.runtime.store import MediaStore
+from tasks.schema.refs import MediaRef
 
 T = TypeVar("T", bound=Task[Any, Any])
 

@@ -6,9 +6,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from tasks.cues import plan_cues
 from tasks.errors import Problem, ScreenplayError
-from tasks.film_plan import (
+from tasks.plan.cues import plan_cues
+from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
+from tasks.plan.lint import fix_screenplay, lint_screenplay
+from tasks.plan.seeds import derive_seed
+from tasks.schema.film_plan import (
     Chain,
     Change,
     Cue,
@@ -20,10 +23,7 @@ from tasks.film_plan import (
     Segment,
     Sequence,
 )
-from tasks.lint import fix_screenplay, lint_screenplay
-from tasks.screenplay import Scene, Score, Screenplay
-from tasks.seeds import derive_seed
-from tasks.settings import Defaults, EstimateRates, PlanRules
+from tasks.schema.screenplay import Scene, Score, Screenplay
 
 LTX_FRAME_STEP = 8
 """LTX latents cover 8 video frames each, plus the first: lengths are 8n + 1."""

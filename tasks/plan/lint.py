@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 
-from tasks.film_plan import Change, LintWarning
-from tasks.screenplay import DialogueLine, Scene, Screenplay
-from tasks.settings import PlanRules
+from tasks.plan.defaults import PlanRules
+from tasks.schema.film_plan import Change, LintWarning
+from tasks.schema.screenplay import DialogueLine, Scene, Screenplay
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?;,])\s+")
 

@@ -27,7 +27,7 @@ from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError, conc
 from prefect.exceptions import ObjectNotFound
 
 from blocks.comfyui import ComfyUIServer
-from tasks.locks import release_flock, try_flock
+from tasks.runtime.locks import release_flock, try_flock
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
-from tasks.film_plan import Cue, Sequence
-from tasks.screenplay import Score, Screenplay
-from tasks.seeds import derive_seed
-from tasks.settings import CueRules
+from tasks.plan.defaults import CueRules
+from tasks.plan.seeds import derive_seed
+from tasks.schema.film_plan import Cue, Sequence
+from tasks.schema.screenplay import Score, Screenplay
 
 PIVOT_WEIGHTS = {"climax": 3.0, "pivot": 3.0, "hard_cut": 2.5, "entrance": 2.0, "scene": 0.5}
 

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blocks.comfyui import ComfyUIServer
 from tasks.errors import ReelflowError
-from tasks.gpu import GpuSlots, Slot
+from tasks.runtime.slots import GpuSlots, Slot
 
 Family = Literal["image", "ltx", "ace_step"]
 FAMILIES: tuple[Family, ...] = get_args(Family)
