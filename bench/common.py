@@ -28,9 +28,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
-from flows.film import FilmResult, film
+from flows.film import film
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
+from tasks.schema.options import FilmOptions
+from tasks.schema.outcomes import FilmResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 256
@@ -140,15 +142,8 @@ def run_film(screenplay: Path, out: Path, servers: list[str], **options: Any) ->
     """The film flow, timed from the call to its return (unix timestamps, like the sim's)."""
     started = time.time()
     begin = time.perf_counter()
-    state = asyncio.run(
-        film(
-            screenplay=str(screenplay),
-            comfyui=servers,
-            out=str(out),
-            return_state=True,
-            **options,
-        )
-    )
+    chosen = FilmOptions.of(comfyui=tuple(servers), out=str(out), **options)
+    state = asyncio.run(film(screenplay=str(screenplay), options=chosen, return_state=True))
     wall = time.perf_counter() - begin
     result = state.result()
     if not isinstance(result, FilmResult):

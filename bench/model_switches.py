@@ -22,7 +22,7 @@ from typing import Any
 from bench import common
 from sim.embedded import start_simulator
 from sim.settings import ModelLoadSeconds, SimSettings
-from tasks.runtime.schedule import SchedulePolicy
+from tasks.runtime.schedule.policy import SchedulePolicy
 
 CHAINS = [3, 3, 2, 2, 2, 2, 1, 1]
 SCENE_S = 5.0

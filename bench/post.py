@@ -19,14 +19,15 @@ from typing import Any
 from bench import common
 from bench.edit import plan_of
 from blocks.comfyui import ComfyUIServer
-from flows.environment import build_studio
-from tasks.dialogue import DialoguePolicy
-from tasks.mux import mux_film
-from tasks.post import check_dialogue, finish_sequence
+from flows.run import build_studio
+from tasks.dialogue.check import check_dialogue
+from tasks.dialogue.judge import DialoguePolicy
+from tasks.mux import mux_to_file
+from tasks.normalize import normalize_sequence
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.score import compose_score
+from tasks.score import render_score
 
 GOAL = 1.5
 SEQUENCE_S = 20.0
@@ -41,15 +42,15 @@ async def reelflow_post(
 
     async def finish(result: Any) -> Any:
         verdict = await check_dialogue.fn(studio, plan, result.sequence, result.rendered, 1, policy)
-        return await finish_sequence.fn(studio, result.rendered, verdict)
+        return await normalize_sequence.fn(studio, result.rendered, verdict)
 
     finished = await asyncio.gather(*(finish(result) for result in results))
     checked = time.perf_counter()
-    score = await compose_score(studio, plan, [f.seconds for f in finished])
+    score = await render_score(studio, plan, [f.seconds for f in finished])
     scored = time.perf_counter()
     if score is None:
         raise common.BenchError("the bench film has no score to assemble")
-    await mux_film(studio, plan, [f.video for f in finished], score.score, dest)
+    await mux_to_file(studio, plan, [f.video for f in finished], score.score, dest)
     done = time.perf_counter()
     stages = {
         "check_and_normalize": round(checked - started, 3),

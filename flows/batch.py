@@ -20,10 +20,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.environment import SlotKind
 from flows.film import film
 from tasks.errors import ReelflowError
 from tasks.runtime.files import write_atomic
+from tasks.schema.options import FilmOptions
 
 FilmStatus = Literal["rendered", "unchanged", "failed"]
 
@@ -47,10 +47,12 @@ class ScreenplaySource:
     name: str
     path: Path
 
-    def fingerprint(self, mode: str | None) -> str:
-        """Everything that changes the film: the screenplay's bytes and the render mode."""
+    def fingerprint(self, options: FilmOptions) -> str:
+        """Everything that changes the film: the screenplay's bytes and the options that shape
+        it (not where it renders or is stored)."""
         digest = hashlib.sha256(self.path.read_bytes())
-        digest.update(json.dumps({"mode": mode}).encode())
+        shaping = options.model_dump(mode="json", exclude={"comfyui", "out", "store", "studio"})
+        digest.update(json.dumps(shaping, sort_keys=True).encode())
         return digest.hexdigest()
 
 
@@ -169,27 +171,12 @@ async def find_screenplays(where: str, inbox: Path) -> list[ScreenplaySource]:
     return await asyncio.to_thread(local_screenplays, Path(where).expanduser())
 
 
-async def render_screenplay(
-    source: ScreenplaySource,
-    *,
-    out: str,
-    comfyui: list[str] | None,
-    store: str | None,
-    mode: Literal["fast", "quality"] | None,
-    gpu_slots: SlotKind,
-) -> BatchEntry:
+async def render_screenplay(source: ScreenplaySource, options: FilmOptions) -> BatchEntry:
     """One film as a subflow; its failure becomes a summary line instead of ending the batch."""
     started = time.monotonic()
     run = film.with_options(flow_run_name=f"film-{Path(source.name).stem}")
     try:
-        result = await run(
-            screenplay=str(source.path),
-            comfyui=comfyui,
-            out=out,
-            store=store,
-            mode=mode,
-            gpu_slots=gpu_slots,
-        )
+        result = await run(screenplay=str(source.path), options=options)
     # Any one film's failure (bad screenplay, server down, render error) must not stop the rest.
     except Exception as failure:
         message = " ".join(str(failure).split()) or type(failure).__name__
@@ -230,39 +217,29 @@ async def publish_summary(summary: BatchSummary) -> None:
 @flow(name="nightly-batch", log_prints=False)
 async def nightly_batch(
     folder: str = "screenplays",
-    out: str = "renders",
-    comfyui: list[str] | None = None,
-    store: str | None = None,
-    mode: Literal["fast", "quality"] | None = None,
-    gpu_slots: SlotKind = "local",
+    options: FilmOptions = FilmOptions(),  # noqa: B008
     force: bool = False,
 ) -> BatchSummary:
     """Render every new or changed screenplay in a folder or bucket; skip the unchanged ones.
 
     Args:
         folder: Folder (on the worker) or s3://bucket/prefix holding the screenplays (*.json).
-        out: Output folder for the films; the batch's memory of what it rendered lives in
-            OUT/.reelflow/batch-state.json.
-        comfyui: ComfyUI server URLs to render on; empty: an embedded simulator (animatics).
-        store: Media store: a folder, s3://bucket/prefix or block:NAME; empty: OUT/.reelflow.
-        mode: Render mode for every film; empty: each screenplay's own render.mode.
-        gpu_slots: 'prefect' when several workers share the ComfyUI servers, else 'local'.
+        options: The film options every screenplay renders with (servers, store, mode, ...);
+            the batch's memory of what it rendered lives in OUT/.reelflow/batch-state.json.
         force: Re-run unchanged films too (cached renders make this cost no GPU time).
     """
-    root = Path(out)
+    root = Path(options.out)
     sources = await find_screenplays(folder, root / ".reelflow" / "batch" / "inbox")
     get_run_logger().info("found %d screenplay(s) in %s", len(sources), folder)
     state = load_state(root)
     entries: list[BatchEntry] = []
     for source in sources:
-        fingerprint = source.fingerprint(mode)
+        fingerprint = source.fingerprint(options)
         if not force and state.is_current(source.name, fingerprint):
             known = state.films[source.name]
             entries.append(BatchEntry(film=source.name, status="unchanged", folder=known.folder))
             continue
-        entry = await render_screenplay(
-            source, out=out, comfyui=comfyui, store=store, mode=mode, gpu_slots=gpu_slots
-        )
+        entry = await render_screenplay(source, options)
         if entry.status == "rendered":
             state.films[source.name] = RenderedFilm(fingerprint=fingerprint, folder=entry.folder)
             # Saved after every film, so a killed batch does not redo the films it finished.

@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
-from flows.summary import dialogue_rows, loudness_rows, warnings_of
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
+from tasks.deliver.tables import dialogue_rows, loudness_rows, warnings_of
 from tasks.errors import ReelflowError
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
@@ -24,7 +25,7 @@ from tasks.plan.screenplay_file import load_screenplay
 from tasks.runtime.files import write_atomic
 
 if TYPE_CHECKING:
-    from flows.film import FilmResult
+    from tasks.schema.outcomes import FilmResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PREFLIGHT = 0, 1, 2, 3
 
@@ -75,89 +76,20 @@ def _render_parser() -> argparse.ArgumentParser:
         "the plan only.",
     )
     parser.add_argument("screenplay", type=Path, help="the screenplay JSON file")
-    parser.add_argument(
-        "--comfyui",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="a ComfyUI server (repeat for a pool); default: embedded simulator",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("renders"),
-        help="output folder; the media store and cache live in OUT/.reelflow",
-    )
-    parser.add_argument(
-        "--store",
-        default=None,
-        metavar="WHERE",
-        help="media store: a folder, s3://bucket/prefix (AWS_* environment for "
-        "credentials and endpoint) or block:NAME; default $REELFLOW_STORE, "
-        "else OUT/.reelflow",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=("fast", "quality"),
-        default=None,
-        help="render mode (default: the screenplay's render.mode)",
-    )
-    parser.add_argument(
-        "--limit", type=int, default=None, metavar="N", help="render only the first N scenes"
-    )
-    parser.add_argument(
-        "--rerender",
-        type=int,
-        action="append",
-        default=[],
-        metavar="SEQ",
-        help="re-roll sequence SEQ with a new seed (repeatable)",
-    )
-    parser.add_argument(
-        "--fix", action="store_true", help="apply the dialogue-duration fixer before rendering"
-    )
-    parser.add_argument(
-        "--transitions",
-        choices=("cut", "dissolve"),
-        default="cut",
-        help="hard cuts by stream copy (default), or dissolves (refused where a line of "
-        "dialogue sits at a sequence edge)",
-    )
-    parser.add_argument(
-        "--master",
-        action="store_true",
-        help="also write a yuv444p10le master for grading (SDR, not HDR)",
-    )
-    parser.add_argument(
-        "--score-gain",
-        type=float,
-        default=0.25,
-        metavar="G",
-        help="score level under the dialogue (default 0.25 = -12 dB)",
-    )
-    parser.add_argument(
-        "--no-dialogue-check",
-        dest="dialogue_check",
-        action="store_false",
-        help="keep every render without hearing it (a fast draft; no re-renders, no mutes)",
-    )
-    parser.add_argument(
-        "--keyframes",
-        choices=("generate", "t2v"),
-        default="generate",
-        help="start chains from a generated keyframe (default) or text-to-video",
-    )
+    add_option_flags(parser)
     return parser
 
 
 def run_render(argv: list[str], console: Console) -> int:
     from flows.console import RichSink
-    from flows.film import FilmFailed, film
+    from flows.film import film
     from flows.progress import progress_sink
+    from tasks.chains import FilmFailed
 
     args = _render_parser().parse_args(argv)
+    options = options_from(args)
     load_screenplay(args.screenplay)
-    if not args.comfyui:
+    if not options.comfyui:
         console.print(
             Text(
                 "No --comfyui server given: the embedded simulator renders an "
@@ -168,23 +100,7 @@ def run_render(argv: list[str], console: Console) -> int:
     with RichSink(console) as sink:
         token = progress_sink.set(sink)
         try:
-            result = asyncio.run(
-                film(
-                    screenplay=str(args.screenplay),
-                    comfyui=args.comfyui,
-                    out=str(args.out),
-                    store=args.store,
-                    mode=args.mode,
-                    limit=args.limit,
-                    rerender=args.rerender,
-                    fix=args.fix,
-                    keyframes=args.keyframes,
-                    transitions=args.transitions,
-                    master=args.master,
-                    score_gain=args.score_gain,
-                    dialogue_check=args.dialogue_check,
-                )
-            )
+            result = asyncio.run(film(screenplay=str(args.screenplay), options=options))
         except FilmFailed as failed:
             console.print(Text(str(failed), style="red"))
             return EXIT_FAILED

@@ -1,4 +1,6 @@
-"""Rendering the chains: keyframe, then each sequence from the last frame of the one before.
+"""Rendering the chains: each sequence from the last frame of the one before, heard, normalized.
+
+Per sequence: render -> check dialogue -> normalize -> carry the last frame forward.
 
 While the dialogue of sequence N is being heard (CPU), sequence N+1 already renders from
 N's last frame (GPU). If N must be re-rendered, that speculative render is cancelled (the
@@ -9,68 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
+from collections.abc import Sequence as Seq
 
-from pydantic import BaseModel, ConfigDict
+from prefect.artifacts import acreate_table_artifact
 
 from tasks import media
-from tasks.dialogue import DialoguePolicy, SequenceVerdict, unchecked
-from tasks.plan.film import revise_sequence
-from tasks.post import FinishedSequence, check_dialogue, finish_sequence
-from tasks.render import (
-    RenderedSequence,
-    carry_frame,
-    generate_keyframe,
-    render_sequence,
-    store_source_image,
-)
+from tasks.deliver.tables import dialogue_rows, loudness_rows
+from tasks.dialogue.check import check_dialogue
+from tasks.dialogue.judge import DialoguePolicy, unchecked
+from tasks.errors import ReelflowError
+from tasks.normalize import normalize_sequence
+from tasks.plan.film import revise_sequence, with_sequences
+from tasks.render import carry_frame, render_sequence
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
+from tasks.schema.outcomes import (
+    Attempt,
+    CarriedFrame,
+    ChainOutcome,
+    ChainStart,
+    FinishedSequence,
+    Footage,
+    RenderedSequence,
+    SequenceResult,
+)
 from tasks.schema.refs import MediaRef
-
-
-class CarriedFrame(BaseModel):
-    """A carried-forward frame and how far it drifted from its chain's keyframe."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    into_sequence: int
-    frame: MediaRef
-    drift: media.Drift
-
-
-class Attempt(BaseModel):
-    """One render of a sequence and what the dialogue check made of it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seed: int
-    frames: int
-    verdict: SequenceVerdict
-
-
-class SequenceResult(BaseModel):
-    """A sequence as it ends up in the film: its plan, renders, verdicts and finished file."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    sequence: Sequence
-    rendered: RenderedSequence
-    attempts: tuple[Attempt, ...]
-    finished: FinishedSequence
-
-
-class ChainOutcome(BaseModel):
-    """What one chain rendered, what it carried, and where it stopped if it failed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    chain: int
-    keyframe: MediaRef | None
-    sequences: tuple[SequenceResult, ...]
-    carried: tuple[CarriedFrame, ...]
-    failed_sequence: int | None = None
-    failure: str | None = None
+from tasks.schema.verdicts import SequenceVerdict
 
 
 class ChainRun:
@@ -80,7 +46,7 @@ class ChainRun:
         self, studio: Studio, plan: FilmPlan, chain: Chain, policy: DialoguePolicy
     ) -> None:
         self.studio, self.plan, self.chain, self.policy = studio, plan, chain, policy
-        self.keyframe: MediaRef | None = None
+        self.keyframe: MediaRef | None = None  # set by run()
         self.carried: list[CarriedFrame] = []
         self.accepted: list[tuple[Sequence, RenderedSequence, list[Attempt]]] = []
         self.finishing: list[asyncio.Task[FinishedSequence]] = []
@@ -92,15 +58,9 @@ class ChainRun:
             self.studio.bind(render_sequence)(self.studio, self.plan, sequence, start)
         )
 
-    async def run(self, source_folder: Path, use_keyframe: bool) -> MediaRef | None:
+    async def run(self, keyframe: MediaRef | None) -> None:
         chain, studio = self.chain, self.studio
-        if chain.keyframe.source_image is not None:
-            self.keyframe = await store_source_image(
-                studio, source_folder / chain.keyframe.source_image
-            )
-        elif use_keyframe:
-            self.keyframe = await studio.bind(generate_keyframe)(studio, self.plan, chain)
-        start = self.keyframe
+        self.keyframe = start = keyframe
         for position, index in enumerate(chain.sequences):
             sequence, attempts = self.plan.sequences[index], []
             self.current = index
@@ -130,12 +90,11 @@ class ChainRun:
                 self.ahead, sequence = None, revised
             self.accepted.append((sequence, rendered, attempts))
             self.finishing.append(
-                asyncio.create_task(studio.bind(finish_sequence)(studio, rendered, verdict))
+                asyncio.create_task(studio.bind(normalize_sequence)(studio, rendered, verdict))
             )
             if carry is not None and self.keyframe is not None:
                 self.carried.append(await self._drift(chain.sequences[position + 1], carry))
             start = carry
-        return self.keyframe
 
     async def _check(
         self, sequence: Sequence, rendered: RenderedSequence, attempt: int
@@ -175,23 +134,22 @@ class ChainRun:
         ]
 
 
+class FilmFailed(ReelflowError):
+    """Some sequences could not be rendered; everything finished is kept for the re-run."""
+
+
 async def render_chain(
-    studio: Studio,
-    plan: FilmPlan,
-    chain: Chain,
-    *,
-    source_folder: Path,
-    policy: DialoguePolicy,
-    use_keyframe: bool = True,
+    studio: Studio, plan: FilmPlan, chain: Chain, start: ChainStart, policy: DialoguePolicy
 ) -> ChainOutcome:
     """Render a chain strictly in order; a failure stops it: nothing renders from a stale frame."""
     run = ChainRun(studio, plan, chain, policy)
-    failure: str | None = None
-    try:
-        await run.run(source_folder, use_keyframe)
-    except Exception as error:  # the chain stops here; other chains go on
-        failure = f"{type(error).__name__}: {error}"
-        await cancel_render(run.ahead)
+    failure = start.failure
+    if failure is None:
+        try:
+            await run.run(start.keyframe)
+        except Exception as error:  # the chain stops here; other chains go on
+            failure = f"{type(error).__name__}: {error}"
+            await cancel_render(run.ahead)
     try:
         sequences = await run.results()
     except Exception as error:
@@ -204,6 +162,63 @@ async def render_chain(
         carried=tuple(run.carried),
         failed_sequence=run.current if failure else None,
         failure=failure,
+    )
+
+
+async def render_chains(studio: Studio, plan: FilmPlan, starts: Seq[ChainStart]) -> Footage:
+    """Every chain at once (the GPU slots limit them), each strictly in order.
+
+    Raises FilmFailed, naming each chain that stopped, once every other chain has finished.
+    """
+    studio.events.stage(f"rendering {len(plan.sequences)} sequences in {len(plan.chains)} chain(s)")
+    policy = DialoguePolicy(enabled=studio.options.render.dialogue_check)
+    with studio.timer.stage("render"):
+        outcomes = await asyncio.gather(
+            *(
+                render_chain(studio, plan, chain, start, policy)
+                for chain, start in zip(plan.chains, starts, strict=True)
+            )
+        )
+    await publish_checks(outcomes)
+    _raise_if_failed(plan, outcomes, studio)
+    rendered = sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
+    return Footage(
+        plan=with_sequences(plan, [r.sequence for r in rendered]), chains=tuple(outcomes)
+    )
+
+
+def _raise_if_failed(plan: FilmPlan, outcomes: Seq[ChainOutcome], studio: Studio) -> None:
+    failed = [o for o in outcomes if o.failure is not None]
+    if not failed:
+        return
+    lines = [
+        f"chain {o.chain} stopped at sequence {o.failed_sequence} "
+        f"({len(o.sequences)} of {len(plan.chains[o.chain].sequences)} rendered): {o.failure}"
+        for o in failed
+    ]
+    raise FilmFailed(
+        "\n".join(
+            [
+                f"{len(failed)} of {len(plan.chains)} chain(s) failed:",
+                *lines,
+                f"Finished renders are kept in {studio.store.location}; run the same command "
+                "again to continue where it stopped.",
+            ]
+        )
+    )
+
+
+async def publish_checks(outcomes: Seq[ChainOutcome]) -> None:
+    """The dialogue verdicts and loudness of every sequence, as Prefect table artifacts."""
+    await acreate_table_artifact(
+        key="dialogue-check",
+        table=dialogue_rows(outcomes),
+        description="Scripted vs heard dialogue, verdicts and actions",
+    )
+    await acreate_table_artifact(
+        key="loudness",
+        table=loudness_rows(outcomes),
+        description="Per-sequence loudness before/after normalize",
     )
 
 

@@ -13,19 +13,18 @@ import os
 import tempfile
 from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import task
-from pydantic import BaseModel, ConfigDict
 
 from tasks import media
 from tasks.errors import ReelflowError
 from tasks.runtime.caching import content_key, keyed_by
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan, PlannedLine
+from tasks.schema.outcomes import CutFilm, FilmFile, Footage, ScoreResult, Transitions
 from tasks.schema.refs import MediaRef
 
-Transitions = Literal["cut", "dissolve"]
 DISSOLVE_S = 1.0
 DEFAULT_SCORE_GAIN = 0.25
 """-12 dB under dialogue at 1.0 (0.18-0.30 is the useful range)."""
@@ -37,20 +36,6 @@ class MuxError(ReelflowError):
 
 class DissolveRefused(MuxError):
     """A dissolve was asked for across a cut where a line is spoken."""
-
-
-class FilmFile(BaseModel):
-    """The verified distribution film (and its grading master, when asked for)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: Path
-    master: Path | None
-    duration_s: float
-    sequence_seconds: tuple[float, ...]
-    transitions: Transitions
-    score_gain: float
-    scored: bool
 
 
 def master_path(dest: Path) -> Path:
@@ -88,7 +73,7 @@ def refuse_dialogue_dissolves(plan: FilmPlan, overlap_s: float) -> None:
     )
 
 
-async def mux_film(
+async def mux_to_file(
     studio: Studio,
     plan: FilmPlan,
     sequences: Seq[MediaRef],
@@ -179,16 +164,6 @@ def _verify(film: Path, master: Path | None, expected_s: float) -> None:
         media.verify_film(master, expected_duration_s=expected_s)
 
 
-class CutFilm(BaseModel):
-    """The verified film (and master) in the media store, and what was cut."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    film: MediaRef
-    master: MediaRef | None
-    file: FilmFile
-
-
 def _cut_key(parameters: dict[str, Any]) -> str:
     plan: FilmPlan = parameters["plan"]
     return content_key(
@@ -225,7 +200,7 @@ async def cut_film(
 ) -> CutFilm:
     """Mux once per distinct cut: an unchanged re-run reads the film back from the store."""
     work = Path(tempfile.mkdtemp(prefix="cut-", dir=studio.store.scratch))
-    film = await mux_film(
+    film = await mux_to_file(
         studio,
         plan,
         sequences,
@@ -240,3 +215,25 @@ async def cut_film(
         master=await studio.store.put(film.master) if film.master else None,
         file=film,
     )
+
+
+async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) -> FilmFile:
+    """The final cut (cached by content): the sequences joined, the score mixed under them."""
+    studio.events.stage("cutting the film")
+    delivery = studio.options.delivery
+    with studio.timer.stage("mux"):
+        result = await studio.bind(cut_film)(
+            studio,
+            footage.plan,
+            footage.clips,
+            score.score if score else None,
+            score_gain=delivery.score_gain,
+            transitions=delivery.transitions,
+            master=delivery.master,
+        )
+        return result.file.model_copy(
+            update={
+                "path": await studio.store.fetch(result.film),
+                "master": await studio.store.fetch(result.master) if result.master else None,
+            }
+        )

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from prefect import task
 from pydantic import BaseModel
 
+from tasks import media
 from tasks.media import (
     MediaInvalid,
     integrated_loudness,
@@ -21,17 +24,14 @@ from tasks.media import (
     true_peak_dbtp,
 )
 from tasks.media.encode import AUDIO_RATE
+from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.studio import Studio
+from tasks.runtime.workers import off_the_critical_path
+from tasks.schema.outcomes import FinishedSequence, Loudness, RenderedSequence
+from tasks.schema.verdicts import SequenceVerdict
 
 # AAC can overshoot the PCM peak it was fed; one corrective pass trims this much extra.
 _CODEC_MARGIN_DB = 0.2
-
-
-class Loudness(BaseModel):
-    """A measured sequence: integrated loudness, true peak, duration."""
-
-    integrated_lufs: float
-    true_peak_dbtp: float
-    duration_s: float
 
 
 class GainDecision(BaseModel):
@@ -111,7 +111,7 @@ def _encode_with_gain(src: Path, dest: Path, samples: np.ndarray, gain_db: float
     replace_audio(src, dest, samples * np.float32(10.0 ** (gain_db / 20.0)))
 
 
-def normalize_sequence(
+def apply_gain(
     src: Path, dest: Path, decision: GainDecision, *, peak_ceiling_dbtp: float = -1.5
 ) -> NormalizeResult:
     """Apply `decision`'s gain to `src`'s audio into `dest`: 48 kHz AAC, video copied."""
@@ -130,3 +130,61 @@ def normalize_sequence(
     return NormalizeResult(
         path=dest, gain_db=gain_db, reason=decision.reason, before=before, after=after
     )
+
+
+def _normalize_key(parameters: dict[str, Any]) -> str:
+    verdict: SequenceVerdict = parameters["verdict"]
+    return content_key(
+        "finish",  # the stage's earlier name: renaming it would void every cached result
+        {
+            "video": parameters["rendered"].video,
+            "action": verdict.action,
+            "mute": verdict.mute_ranges,
+            "target": parameters["target_lufs"],
+        },
+    )
+
+
+@task(
+    name="normalize",
+    task_run_name="normalize-seq{rendered.index}",
+    cache_policy=keyed_by(_normalize_key),
+    persist_result=True,
+    result_serializer="json",
+)
+async def normalize_sequence(
+    studio: Studio,
+    rendered: RenderedSequence,
+    verdict: SequenceVerdict,
+    target_lufs: float = -23.0,
+) -> FinishedSequence:
+    """Mute what the verdict says to mute, then normalize loudness with a plain gain."""
+    source = await studio.store.fetch(rendered.video)
+    work = studio.store.scratch / "post" / rendered.video.sha256
+    work.mkdir(parents=True, exist_ok=True)
+    edited, edits = await off_the_critical_path(_apply_edits, source, work, verdict)
+    decision = plan_gain(await off_the_critical_path(measure, edited), target_lufs=target_lufs)
+    result = await off_the_critical_path(apply_gain, edited, work / "normalized.mp4", decision)
+    info = await off_the_critical_path(media.probe, result.path)
+    return FinishedSequence(
+        index=rendered.index,
+        video=await studio.store.put(result.path),
+        seconds=info.video.duration if info.video else rendered.seconds,
+        edits=tuple(edits),
+        gain_db=result.gain_db,
+        gain_reason=result.reason,
+        before=result.before,
+        after=result.after,
+    )
+
+
+def _apply_edits(source: Path, work: Path, verdict: SequenceVerdict) -> tuple[Path, list[str]]:
+    if verdict.action == "mute_sequence":
+        return media.mute_all(source, work / "muted.mp4"), ["muted the whole sequence"]
+    current, edits = source, []
+    for number, span in enumerate(verdict.mute_ranges):
+        current = media.mute_range(
+            current, work / f"muted{number}.mp4", start_s=span.start, end_s=span.end
+        )
+        edits.append(f"muted {span.start:.2f}-{span.end:.2f} s")
+    return current, edits

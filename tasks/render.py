@@ -7,41 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.comfyui.errors import PreflightFailed, TransientError
-from tasks.comfyui.preflight import preflight
 from tasks.comfyui.workflow import (
     ModelSet,
     TemplateKind,
     Workflow,
-    keyframe_prompt,
     relay_prompt,
 )
-from tasks.runtime.caching import content_key, keyed_by, retry_if_transient
-from tasks.runtime.studio import Studio, run_on_gpu, upload_name
-from tasks.schema.film_plan import Chain, FilmPlan, Sequence
+from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
+from tasks.runtime.studio import CorruptRender, Studio, run_on_gpu, single_output, upload_name
+from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.outcomes import RenderedSequence
 from tasks.schema.refs import MediaRef
-
-
-class CorruptRender(TransientError):
-    """The server returned media that does not match what was asked for."""
-
-
-class RenderedSequence(BaseModel):
-    """A finished sequence render in the media store, and what it cost."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    index: int
-    video: MediaRef
-    frames: int
-    seconds: float
-    seed: int
-    server: str
-    gpu_seconds: float
 
 
 def relay_sequence_prompt(
@@ -84,17 +62,6 @@ def sequence_prompt(
     )
 
 
-def chain_keyframe_prompt(studio: Studio, plan: FilmPlan, chain: Chain) -> dict[str, Any]:
-    assert chain.keyframe.prompt is not None
-    return keyframe_prompt(
-        studio.templates[TemplateKind.keyframe],
-        prompt=chain.keyframe.prompt,
-        width=plan.width,
-        height=plan.height,
-        seed=chain.keyframe.seed,
-        models=studio.models,
-        output_prefix="reelflow/keyframe",
-    )
 
 
 def _sequence_key(parameters: dict[str, Any]) -> str:
@@ -104,46 +71,14 @@ def _sequence_key(parameters: dict[str, Any]) -> str:
     return content_key("sequence", prompt)
 
 
-def _keyframe_key(parameters: dict[str, Any]) -> str:
-    return content_key(
-        "keyframe",
-        chain_keyframe_prompt(parameters["studio"], parameters["plan"], parameters["chain"]),
-    )
 
 
 def _carry_key(parameters: dict[str, Any]) -> str:
     return content_key("carry", parameters["video"])
 
 
-GPU_TASK_OPTIONS: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [2, 8, 30],
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_if_transient,
-    "persist_result": True,
-    "result_serializer": "json",
-    "cache_result_in_memory": False,
-}
 
 
-@task(
-    name="generate-keyframe",
-    task_run_name="keyframe-chain{chain.index}",
-    cache_policy=keyed_by(_keyframe_key),
-    **GPU_TASK_OPTIONS,
-)
-async def generate_keyframe(studio: Studio, plan: FilmPlan, chain: Chain) -> MediaRef:
-    """A chain's start image rendered from its keyframe prompt (text-to-image)."""
-    result = await run_on_gpu(
-        studio,
-        chain_keyframe_prompt(studio, plan, chain),
-        uploads=[],
-        label=f"keyframe {chain.index}",
-        family="image",
-        output_s=1.0,
-    )
-    image = _single(result.files, ".png", "keyframe")
-    return await studio.store.put(image)
 
 
 @task(
@@ -166,7 +101,7 @@ async def render_sequence(
         output_s=sequence.seconds,
     )
     studio.stats.fresh_sequences.add(sequence.index)
-    video = _single(result.files, ".mp4", f"sequence {sequence.index}")
+    video = single_output(result.files, ".mp4", f"sequence {sequence.index}")
     await asyncio.to_thread(_verify_sequence, video, sequence, plan)
     return RenderedSequence(
         index=sequence.index,
@@ -194,18 +129,8 @@ async def carry_frame(studio: Studio, video: MediaRef) -> MediaRef:
     return await studio.store.put(frame)
 
 
-async def store_source_image(studio: Studio, path: Path) -> MediaRef:
-    """An author's start image goes into the store as it is."""
-    return await studio.store.put(path)
 
 
-def _single(files: list[Path], suffix: str, what: str) -> Path:
-    matching = [path for path in files if path.suffix.lower() == suffix]
-    if len(matching) != 1:
-        raise CorruptRender(
-            f"{what}: expected one {suffix} output, the server gave {[path.name for path in files]}"
-        )
-    return matching[0]
 
 
 def _verify_sequence(video: Path, sequence: Sequence, plan: FilmPlan) -> None:
@@ -233,39 +158,7 @@ def _verify_sequence(video: Path, sequence: Sequence, plan: FilmPlan) -> None:
         raise CorruptRender(f"sequence {sequence.index}: {', '.join(problems)}")
 
 
-PREFLIGHT_START = MediaRef(sha256="0" * 64, suffix=".png", size=0)
-"""Stands in for carried frames, which only exist once the film renders."""
 
 
-def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict[str, Any]:
-    """Every keyframe and sequence prompt of the film, by name, for preflight."""
-    prompts: dict[str, Any] = {}
-    for chain in plan.chains:
-        if chain.keyframe.prompt is not None and use_keyframes:
-            prompts[f"keyframe {chain.index}"] = chain_keyframe_prompt(studio, plan, chain)
-        for position, index in enumerate(chain.sequences):
-            carried = position > 0 or chain.keyframe.source_image is not None or use_keyframes
-            start = PREFLIGHT_START if carried else None
-            prompts[f"sequence {index}"] = sequence_prompt(
-                studio, plan, plan.sequences[index], start
-            )
-    return prompts
 
 
-@task(
-    name="preflight",
-    cache_policy=NO_CACHE,
-    retries=4,
-    retry_delay_seconds=[1, 2, 5, 10],
-    retry_condition_fn=retry_if_transient,
-)
-async def preflight_servers(studio: Studio, prompts: dict[str, Any]) -> None:
-    """Check the film's prompts against every server before any GPU time is spent.
-
-    A server still booting (refused connections) is waited for, like any transient error.
-    """
-    for server in studio.servers:
-        async with server.client() as client:
-            report = await preflight(client, prompts)
-        if not report.ok:
-            raise PreflightFailed([f"{server.url}: {problem}" for problem in report.problems])

@@ -13,18 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from pydantic import BaseModel, ConfigDict
 
 from tasks import media
 from tasks.comfyui.errors import TransientError
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, TemplateKind, cue_prompt
 from tasks.errors import ReelflowError
 from tasks.plan.cues import assembled_length, split_zone
-from tasks.render import GPU_TASK_OPTIONS
-from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.film_plan import Cue, FilmPlan
-from tasks.schema.refs import MediaRef
+from tasks.schema.outcomes import Footage, RenderedCue, ScoreResult
 
 CUE_TAIL_S = 2.0
 """Each cue but the last runs this far past its zone, into the next cue's crossfade."""
@@ -40,31 +38,6 @@ class ScoreError(ReelflowError):
 
 class CorruptCue(TransientError):
     """The server returned a cue that is missing, damaged or the wrong length."""
-
-
-class RenderedCue(BaseModel):
-    """A finished cue render in the media store, and what it cost."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    index: int
-    audio: MediaRef
-    seconds: float
-    seed: int
-    server: str
-    gpu_seconds: float
-    cached: bool = False
-
-
-class ScoreResult(BaseModel):
-    """The assembled score, the cues it was built from, and their renders."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    score: MediaRef
-    duration_s: float
-    cues: tuple[Cue, ...]
-    renders: tuple[RenderedCue, ...]
 
 
 def cue_tags(cue: Cue) -> str:
@@ -233,7 +206,15 @@ async def _render_counting_cache(studio: Studio, cue: Cue) -> RenderedCue:
     return rendered.model_copy(update={"cached": state.name == "Cached"})
 
 
-async def compose_score(
+async def compose_score(studio: Studio, footage: Footage) -> ScoreResult | None:
+    """The film's score: the plan's cues retimed to the rendered sequences, rendered and
+    crossfaded. None for a film without cues (its screenplay says `"score": null`)."""
+    studio.events.stage("composing the score")
+    with studio.timer.stage("score"):
+        return await render_score(studio, footage.plan, footage.measured_seconds)
+
+
+async def render_score(
     studio: Studio, plan: FilmPlan, measured_seconds: Seq[float]
 ) -> ScoreResult | None:
     """Render every cue at once (the GPU slots queue them) and crossfade them into the score.

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from flows.film import FilmResult
 from sim.embedded import free_loopback_port
+from tasks.schema.outcomes import FilmResult
 from tests.film_helpers import render
 
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding", "host"}

@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 
-from flows.film import FilmResult, film
+from flows.film import film
+from tasks.schema.options import FilmOptions
+from tasks.schema.outcomes import FilmResult
 
 TINY_RENDER = {"width": 256, "height": 256, "fps": 24}
 
@@ -54,7 +56,9 @@ def chain_scenes(*, chains: int, shots: int) -> list[dict[str, Any]]:
 
 
 def render(screenplay: Path, out: Path, servers: list[str], **options: Any) -> FilmResult:
-    return asyncio.run(film(screenplay=str(screenplay), comfyui=servers, out=str(out), **options))
+    """Run the film flow in this process; `options` by their flat names (`fix=True`)."""
+    chosen = FilmOptions.of(comfyui=tuple(servers), out=str(out), **options)
+    return asyncio.run(film(screenplay=str(screenplay), options=chosen))
 
 
 def sim_stats(url: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from blocks.asr import ASREndpoint
-from tasks.asr import (
+from tasks.dialogue.asr import (
     ASRModelInvalid,
     ASRRejected,
     ASRUnavailable,
@@ -31,7 +31,7 @@ from tasks.asr import (
     WhisperServerTranscriber,
     bundled_model_dir,
 )
-from tasks.text_norm import normalize_text
+from tasks.dialogue.text_norm import normalize_text
 from tests.media_factory import make_clip, speech_wav
 
 LINE = "Make him follow you in before the storm breaks"

@@ -19,16 +19,17 @@ from prefect import flow
 from prefect.settings import get_current_settings
 
 from blocks.comfyui import ComfyUIServer
-from flows.environment import build_studio
+from flows.run import build_studio
 from sim.embedded import RunningSimulator
 from tasks import media
-from tasks.deliver import REPORT_ARTIFACT_KEY, Deliverables, deliver_film, film_path
-from tasks.mux import mux_film
+from tasks.deliver.folder import REPORT_ARTIFACT_KEY, film_path, write_film_folder
+from tasks.mux import mux_to_file
 from tasks.render import render_sequence
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.score import compose_score
+from tasks.schema.outcomes import Deliverables
+from tasks.score import render_score
 from tests.test_score import harbour_plan, start_sim
 
 
@@ -75,10 +76,10 @@ def delivered(
         clips = [r.video for r in rendered]
         local = [await studio.store.fetch(ref) for ref in clips]
         measured = [media.probe(p).video.duration for p in local]  # type: ignore[union-attr]
-        score = await compose_score(studio, plan, measured)
+        score = await render_score(studio, plan, measured)
         assert score is not None
-        cut = await mux_film(studio, plan, clips, score.score, film_path(folder, plan.title))
-        files = await deliver_film(
+        cut = await mux_to_file(studio, plan, clips, score.score, film_path(folder, plan.title))
+        files = await write_film_folder(
             studio, plan, folder, film=cut, sequences=clips, renders=rendered, score=score,
             animatic=True, timings={"render": 4.0, "score": 2.5}, cached_sequences={1},
         )  # fmt: skip

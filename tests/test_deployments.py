@@ -29,7 +29,8 @@ from flows.batch import (
 )
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
-from tasks.deliver import REPORT_ARTIFACT_KEY
+from tasks.deliver.folder import REPORT_ARTIFACT_KEY
+from tasks.schema.options import FilmOptions
 from tests.film_helpers import sim_stats, write_screenplay
 from tests.prefect_server import artifacts_of, block_type_slugs, prefect_server
 from tests.s3_helpers import moto_server, use_s3
@@ -70,7 +71,7 @@ def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_nigh
     screenplay(inbox, "lighthouse.json", "Lighthouse", "The lamp turns at dusk.")
     (inbox / "broken.json").write_text(json.dumps({"title": "Broken", "scenes": []}))
     out = tmp_path / "out"
-    parameters = {"folder": str(inbox), "out": str(out), "comfyui": [sim.url]}
+    parameters = {"folder": str(inbox), "options": FilmOptions.of(out=str(out), comfyui=[sim.url])}
 
     first = run_batch(**parameters)
     assert first.is_failed()
@@ -170,7 +171,10 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
             "deploy", "--name", "nightly-batch", "--prefect-file", yaml,
             "--timezone", "Europe/Lisbon",
         )  # fmt: skip
-        parameters = {"screenplay": str(screenplay_path), "comfyui": [sim.url], "out": str(out)}
+        parameters = {
+            "screenplay": str(screenplay_path),
+            "options": {"comfyui": [sim.url], "out": str(out)},
+        }
         run, took = asyncio.run(
             run_deployment_until_final(server.api_url, "film/film", parameters, timeout=240)
         )
@@ -201,7 +205,7 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
     assert nightly.global_concurrency_limit.limit == 1
     assert nightly.concurrency_options is not None
     assert nightly.concurrency_options.collision_strategy == "CANCEL_NEW"
-    assert nightly.parameters["gpu_slots"] == "prefect"
+    assert nightly.parameters["options"]["studio"]["gpu_slots"] == "prefect"
     form = nightly.parameter_openapi_schema["properties"]
     assert all(field.get("description") for field in form.values())
     assert {

@@ -11,17 +11,12 @@ import soundfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.asr import EmbeddedTranscriber, Segment, Transcript, Word
-from tasks.dialogue import (
-    DialoguePolicy,
-    ScriptedLine,
-    SequenceVerdict,
-    check_sequence,
-    is_silent,
-)
+from tasks.dialogue.asr import EmbeddedTranscriber, Segment, Transcript, Word
+from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
+from tasks.dialogue.text_norm import normalize_text
 from tasks.media import read_audio
 from tasks.plan.lint import required_seconds
-from tasks.text_norm import normalize_text
+from tasks.schema.verdicts import ScriptedLine, SequenceVerdict
 from tests.media_factory import speech_wav
 
 RATE = 48000

@@ -13,10 +13,10 @@ import pytest
 
 from sim.embedded import RunningSimulator
 from tasks import media
-from tasks.mux import DissolveRefused, FilmFile, MuxError, lines_at_cuts, master_path, mux_film
-from tasks.render import RenderedSequence
+from tasks.mux import DissolveRefused, MuxError, lines_at_cuts, master_path, mux_to_file
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
+from tasks.schema.outcomes import FilmFile, RenderedSequence
 from tasks.schema.refs import MediaRef
 from tests.media_factory import make_tone
 from tests.sim_helpers import decode_audio, rms_db
@@ -40,7 +40,7 @@ class Film:
 
     def mux(self, name: str, score: MediaRef | None, **options: object) -> FilmFile:
         dest = self.out / name
-        return asyncio.run(mux_film(self.studio, self.plan, self.clips, score, dest, **options))  # type: ignore[arg-type]
+        return asyncio.run(mux_to_file(self.studio, self.plan, self.clips, score, dest, **options))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_a_film_without_lines_at_its_cuts_dissolves_and_loses_the_overlaps(film:
     assert lines_at_cuts(wordless, 1.0) == [] and len(lines_at_cuts(film.plan, 1.0)) == 2
     dest = film.out / "Wordless.mp4"
     made = asyncio.run(
-        mux_film(film.studio, wordless, film.clips, film.score, dest, transitions="dissolve")
+        mux_to_file(film.studio, wordless, film.clips, film.score, dest, transitions="dissolve")
     )
     expected = film.plan.duration_s - 2 * 1.0
     assert made.duration_s == pytest.approx(expected, abs=0.05)
@@ -145,5 +145,5 @@ def test_a_film_without_lines_at_its_cuts_dissolves_and_loses_the_overlaps(film:
 def test_a_mux_given_the_wrong_number_of_sequences_writes_nothing(film: Film) -> None:
     dest = film.out / "Short.mp4"
     with pytest.raises(MuxError, match="2 sequence files for 3 sequences"):
-        asyncio.run(mux_film(film.studio, film.plan, film.clips[:2], None, dest))
+        asyncio.run(mux_to_file(film.studio, film.plan, film.clips[:2], None, dest))
     assert not dest.exists()

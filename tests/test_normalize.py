@@ -9,7 +9,8 @@ import pytest
 import soundfile
 
 from tasks.media import MediaInvalid, probe
-from tasks.normalize import Loudness, measure, normalize_sequence, plan_gain
+from tasks.normalize import apply_gain, measure, plan_gain
+from tasks.schema.outcomes import Loudness
 from tests.media_factory import make_clip, video_packet_digest
 
 CEILING = -1.5
@@ -25,10 +26,10 @@ def test_sequences_rendered_20_db_apart_end_within_1_lu(media: Path) -> None:
     for gain in (-24.0, -14.0, -4.0):
         clip = make_clip(media / f"seq{gain}.mp4", frames=96, audio="speech", gain_db=gain)
         results.append(
-            normalize_sequence(clip, media / f"seq{gain}.norm.mp4", plan_gain(measure(clip)))
+            apply_gain(clip, media / f"seq{gain}.norm.mp4", plan_gain(measure(clip)))
         )
     noisy = make_clip(media / "rain.mp4", frames=96, audio="noise", gain_db=-6.0)
-    results.append(normalize_sequence(noisy, media / "rain.norm.mp4", plan_gain(measure(noisy))))
+    results.append(apply_gain(noisy, media / "rain.norm.mp4", plan_gain(measure(noisy))))
     before = [r.before.integrated_lufs for r in results]
     after = [r.after.integrated_lufs for r in results]
     assert max(before) - min(before) > 19.0
@@ -42,7 +43,7 @@ def test_a_silent_sequence_is_left_alone_and_the_report_says_why(media: Path) ->
     decision = plan_gain(measure(clip))
     assert not decision.apply and decision.gain_db == 0.0
     assert "silent" in decision.reason and "-70.0 LUFS" in decision.reason
-    result = normalize_sequence(clip, media / "quiet.norm.mp4", decision)
+    result = apply_gain(clip, media / "quiet.norm.mp4", decision)
     assert result.after.integrated_lufs == -70.0
 
 
@@ -64,7 +65,7 @@ def test_gain_is_capped_so_a_peaky_quiet_sequence_stays_under_the_ceiling(media:
     assert decision.gain_db == pytest.approx(6.5)
     assert "capped" in decision.reason
     clip = make_clip(media / "peaky.mp4", frames=72, audio="noise", gain_db=-3.0)
-    result = normalize_sequence(
+    result = apply_gain(
         clip, media / "peaky.norm.mp4", plan_gain(measure(clip), target_lufs=-6.0)
     )
     assert result.after.true_peak_dbtp <= CEILING
@@ -73,7 +74,7 @@ def test_gain_is_capped_so_a_peaky_quiet_sequence_stays_under_the_ceiling(media:
 
 def test_normalizing_copies_the_video_and_forces_48k_audio(media: Path) -> None:
     clip = make_clip(media / "cd.mp4", frames=72, audio="speech", gain_db=-12.0, audio_rate=44100)
-    result = normalize_sequence(clip, media / "cd.norm.mp4", plan_gain(measure(clip)))
+    result = apply_gain(clip, media / "cd.norm.mp4", plan_gain(measure(clip)))
     info = probe(result.path)
     assert info.audio is not None and info.video is not None
     assert info.audio.rate == 48000 and info.audio.codec == "aac"
@@ -89,5 +90,5 @@ def test_audio_with_nan_samples_is_refused_before_encoding(media: Path) -> None:
     soundfile.write(broken, samples, 48000, subtype="FLOAT")
     decision = plan_gain(Loudness(integrated_lufs=-20.0, true_peak_dbtp=-10.0, duration_s=1.0))
     with pytest.raises(MediaInvalid, match="NaN"):
-        normalize_sequence(broken, media / "broken.m4a", decision)
+        apply_gain(broken, media / "broken.m4a", decision)
     assert not (media / "broken.m4a").exists()

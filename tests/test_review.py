@@ -16,15 +16,16 @@ from xml.etree import ElementTree
 import pytest
 
 from flows.cli import _render_parser
-from flows.film import FilmResult, film
+from flows.film import film
 from sim.embedded import start_simulator
 from sim.settings import SimSettings
+from tasks.deliver.dailies.page import plan_notes
+from tasks.deliver.dailies.write import REVIEW_PAGE
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay
-from tasks.review import REVIEW_PAGE, RunOptions
-from tasks.review.commands import rerender_command, rerender_parameters
-from tasks.review.page import plan_notes
+from tasks.schema.options import FilmOptions
+from tasks.schema.outcomes import FilmResult
 from tests.chromium import Chromium
 from tests.film_helpers import render, write_screenplay
 
@@ -100,7 +101,7 @@ class Reviewed:
     page: Path
     screenshot: Path
     screenplay: Path
-    run: RunOptions
+    run: FilmOptions
     media: dict[str, Any]
     facts: dict[str, Any]
     copy: dict[str, Any]
@@ -124,7 +125,7 @@ def reviewed(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     screenplay = write_screenplay(root, SCENES, title=TITLE, score={"key": "D minor", "bpm": 84})
     with start_simulator(SimSettings(gpu_seconds_per_output_second=0), workdir=root / "sim") as sim:
         rendered = render(screenplay, root / "out", [sim.url])
-        run = RunOptions(comfyui=(sim.url,), out=str(root / "out"))
+        run = FilmOptions(comfyui=(sim.url,), out=str(root / "out"))
     page = Path(rendered.review)
     shot = root / "review-screenshot.png"
     media, facts, copy, problems = open_in_chromium(page, shot)
@@ -223,9 +224,7 @@ def test_each_rerender_command_is_exact_and_copies_with_one_click(reviewed: Revi
         parameters = json.loads(section["parameters"])
         assert parameters == {
             "screenplay": str(screenplay),
-            "comfyui": [*run.comfyui],
-            "out": run.out,
-            "rerender": [n],
+            "options": {"comfyui": [*run.comfyui], "out": run.out, "render": {"rerender": [n]}},
         }
         inspect.signature(film.fn).bind(**parameters)
     copied = reviewed.copy
@@ -245,43 +244,6 @@ def test_a_missing_thumbnail_or_damaged_clip_is_caught_by_the_browser_check(
     assert [i["src"] for i in media["images"] if i["width"] <= 0] == ["review/seq001_last.png"] * 2
     assert [v["id"] for v in media["videos"] if not v["ok"]] == ["video-2"]
     assert problems["problems"]
-
-
-def test_a_rerender_command_repeats_every_option_of_the_run_and_its_earlier_rerolls() -> None:
-    run = RunOptions(
-        comfyui=("http://gpu-1:8188", "http://gpu-2:8188"),
-        out="renders/night shoot",
-        store="s3://films/reelflow",
-        mode="quality",
-        limit=4,
-        rerender=(1,),
-        fix=True,
-        keyframes="t2v",
-        transitions="dissolve",
-        master=True,
-        score_gain=0.5,
-        dialogue_check=False,
-    )
-    screenplay = Path("examples/the harbour.json")
-    args = _render_parser().parse_args(shlex.split(rerender_command(screenplay, run, 3))[3:])
-    assert vars(args) == {
-        "screenplay": screenplay,
-        "comfyui": list(run.comfyui),
-        "out": Path(run.out),
-        "store": run.store,
-        "mode": "quality",
-        "limit": 4,
-        "rerender": [1, 3],
-        "fix": True,
-        "keyframes": "t2v",
-        "transitions": "dissolve",
-        "master": True,
-        "score_gain": 0.5,
-        "dialogue_check": False,
-    }
-    parameters = rerender_parameters(screenplay, run, 3)
-    bound = inspect.signature(film.fn).bind(**parameters).arguments
-    assert bound == {**vars(args), "screenplay": str(screenplay), "out": run.out}
 
 
 def test_what_the_fixer_changed_is_listed_with_each_location(tmp_path: Path) -> None:

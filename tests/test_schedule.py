@@ -14,14 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blocks.comfyui import ComfyUIServer
-from flows.environment import build_studio
+from flows.run import build_studio
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import ModelLoadSeconds, SimSettings
 from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
-from tasks.runtime.schedule import (
+from tasks.runtime.schedule.policy import (
     Estimates,
     Family,
-    GpuScheduler,
     Request,
     ScheduleError,
     SchedulePolicy,
@@ -30,6 +29,7 @@ from tasks.runtime.schedule import (
     assign,
     policy_from_environment,
 )
+from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from prefect.filesystems import LocalFileSystem
 
 from blocks.comfyui import ComfyUIServer
-from flows.environment import build_studio
+from flows.run import build_studio
 from sim.embedded import RunningSimulator, start_simulator
 from sim.inventory import default_models
 from sim.settings import SimSettings
@@ -31,20 +31,20 @@ from tasks.plan.cues import assembled_length
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay
-from tasks.render import RenderedSequence, render_sequence
+from tasks.render import render_sequence
 from tasks.runtime.slots import FileLockSlots
 from tasks.runtime.store import MediaStore, local_storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
+from tasks.schema.outcomes import RenderedSequence, ScoreResult
 from tasks.schema.screenplay import Screenplay
 from tasks.score import (
     CUE_TAIL_S,
     ScoreError,
-    ScoreResult,
-    compose_score,
     cue_render_prompt,
     measured_scene_starts,
     render_cue,
+    render_score,
     retime_cues,
 )
 from tests.sim_helpers import decode_audio
@@ -295,9 +295,9 @@ def composed(
         rendered = [await render_sequence.fn(studio, plan, s, None) for s in plan.sequences]
         paths = [await studio.store.fetch(r.video) for r in rendered]
         measured = [media.probe(p).video.duration for p in paths]  # type: ignore[union-attr]
-        first = await compose_score(studio, plan, measured)
+        first = await render_score(studio, plan, measured)
         prompts_after_first = sim_prompts(sim.url)
-        again = await compose_score(studio, plan, measured)
+        again = await render_score(studio, plan, measured)
         assert first is not None and again is not None
         return studio, measured, first, again, sim_prompts(sim.url) - prompts_after_first
 

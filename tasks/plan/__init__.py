@@ -1,3 +1,32 @@
 """The plan stage: read and check a screenplay, then decide every sequence, chain and cue
 before any GPU time is spent. Pure functions over `tasks.schema`; no GPU, no store.
 """
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.options import FilmOptions
+
+
+def plan_screenplay(path: Path, options: FilmOptions) -> FilmPlan:
+    """Read the screenplay at `path` and plan it as the run's options say (mode, limit,
+    fixer, re-rolls). Bad input raises one `ScreenplayError` listing every problem."""
+    written = load_screenplay(path)
+    if options.mode != "screenplay":
+        written = written.model_copy(
+            update={"render": written.render.model_copy(update={"mode": options.mode})}
+        )
+    render = options.render
+    return plan_film(
+        written,
+        load_defaults(),
+        fix=render.fix,
+        scene_limit=render.limit or None,
+        rerolls=Counter(render.rerender),
+    )

@@ -53,3 +53,14 @@ def keyed_by(compute: Callable[[dict[str, Any]], str]) -> CacheKeyFnPolicy:
 def retry_if_transient(task: object, task_run: TaskRun, state: State[Any]) -> bool:
     """Retry refused connections, timeouts, 5xx and OOM; fail at once on anything else."""
     return isinstance(state.data, TransientError)
+
+
+GPU_TASK_OPTIONS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 8, 30],
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+    "persist_result": True,
+    "result_serializer": "json",
+    "cache_result_in_memory": False,
+}

@@ -15,14 +15,27 @@ from prefect.filesystems import LocalFileSystem, WritableFileSystem
 
 from tasks.runtime.files import write_atomic
 from tasks.runtime.store import call_filesystem
+from tasks.schema.outcomes import (
+    CutFilm,
+    FinishedSequence,
+    RenderedCue,
+    RenderedSequence,
+)
 from tasks.schema.refs import MediaRef
+from tasks.schema.verdicts import SequenceVerdict
 
 MOVED: dict[str, type] = {
     "tasks.store.MediaRef": MediaRef,
+    "tasks.render.RenderedSequence": RenderedSequence,
+    "tasks.dialogue.SequenceVerdict": SequenceVerdict,
+    "tasks.post.FinishedSequence": FinishedSequence,
+    "tasks.score.RenderedCue": RenderedCue,
+    "tasks.mux.CutFilm": CutFilm,
 }
 """Old import path of a persisted result type -> the type now."""
 
 LAYOUT = "2"
+"""Bump when `MOVED` grows, so that stores upgraded before are scanned again."""
 MARKER = ".reelflow-results-layout"
 
 

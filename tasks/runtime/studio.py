@@ -7,7 +7,8 @@ another scratch folder, or by another run hits the same cache entries.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -17,13 +18,16 @@ from prefect.cache_policies import CachePolicy
 from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
-from tasks.asr import EmbeddedTranscriber, Transcriber
+from tasks.comfyui.errors import TransientError
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
+from tasks.dialogue.asr import EmbeddedTranscriber, Transcriber
 from tasks.runtime.locks import FlockLockManager
-from tasks.runtime.schedule import Family, GpuScheduler, policy_from_environment
+from tasks.runtime.schedule.policy import Family, policy_from_environment
+from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
+from tasks.schema.options import FilmOptions
 from tasks.schema.refs import MediaRef
 
 T = TypeVar("T", bound=Task[Any, Any])
@@ -62,8 +66,28 @@ class RunStats:
     per_server: dict[str, int] = field(default_factory=dict)
 
 
+class StageTimer:
+    """Wall time per stage, for the manifest and the end report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.monotonic() - started
+
+
 @dataclass
 class Studio:
+    """Everything one film run works with: its services, its options, and what it cost.
+
+    `options` and `screenplay` are the run's own; none of this is part of any cache key.
+    """
+
     store: MediaStore
     results: WritableFileSystem
     cache_locks: Path
@@ -76,6 +100,10 @@ class Studio:
     events: ProgressSink = field(default_factory=QuietSink)
     stats: RunStats = field(default_factory=RunStats)
     scheduler: GpuScheduler = field(default_factory=lambda: GpuScheduler(policy_from_environment()))
+    options: FilmOptions = field(default_factory=FilmOptions)
+    screenplay: Path = Path("screenplay.json")
+    animatic: bool = False
+    timer: StageTimer = field(default_factory=StageTimer)
 
     def bind(self, task: T) -> T:
         """The task with its results persisted next to this studio's media (cache included).
@@ -156,3 +184,16 @@ async def run_on_gpu(
     return GpuResult(
         files=files, server=slot.server.url, gpu_seconds=busy, prompt_id=entry.prompt_id
     )
+
+
+class CorruptRender(TransientError):
+    """The server returned media that does not match what was asked for."""
+
+
+def single_output(files: list[Path], suffix: str, what: str) -> Path:
+    matching = [path for path in files if path.suffix.lower() == suffix]
+    if len(matching) != 1:
+        raise CorruptRender(
+            f"{what}: expected one {suffix} output, the server gave {[path.name for path in files]}"
+        )
+    return matching[0]

@@ -7,29 +7,29 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import Any
 
-from flows.summary import dialogue_rows, loudness_rows
 from tasks import media
-from tasks.chains import ChainOutcome, SequenceResult
-from tasks.deliver import Deliverables, sequence_label
-from tasks.errors import ReelflowError
-from tasks.review.charts import LoudnessBar, Span, loudness_chart, score_timeline
-from tasks.review.commands import RunOptions, rerender_for
-from tasks.review.page import render_page
-from tasks.review.views import (
+from tasks.deliver.dailies.charts import LoudnessBar, Span, loudness_chart, score_timeline
+from tasks.deliver.dailies.commands import rerender_for
+from tasks.deliver.dailies.page import render_page
+from tasks.deliver.dailies.views import (
     FilmView,
     SequenceView,
     cached_flags,
     group_dialogue,
     relative_url,
 )
+from tasks.deliver.folder import sequence_label
+from tasks.deliver.tables import dialogue_rows, loudness_rows
+from tasks.errors import ReelflowError
 from tasks.runtime.files import write_atomic
 from tasks.schema.film_plan import FilmPlan
-from tasks.score import ScoreResult
+from tasks.schema.options import FilmOptions
+from tasks.schema.outcomes import ChainOutcome, Deliverables, ScoreResult, SequenceResult
 
 REVIEW_PAGE = "review.html"
 ASSETS = "review"
 TARGET_LUFS = -23.0
-"""The level `finish_sequence` normalizes to: the dashed line on the loudness charts."""
+"""The level `normalize_sequence` normalizes to: the dashed line on the loudness charts."""
 
 
 class ReviewError(ReelflowError):
@@ -65,7 +65,7 @@ def _sequence_views(
     deliverables: Deliverables,
     manifest: dict[str, Any],
     screenplay: Path,
-    run: RunOptions,
+    run: FilmOptions,
 ) -> list[SequenceView]:
     assets = folder / ASSETS
     dialogue = group_dialogue(dialogue_rows(outcomes))
@@ -117,7 +117,7 @@ def write_review(
     deliverables: Deliverables,
     screenplay: Path,
     animatic: bool,
-    run: RunOptions | None = None,
+    run: FilmOptions | None = None,
 ) -> Path:
     """Write `review.html` and its pictures (`review/`) into the film folder; return the page.
 
@@ -130,7 +130,7 @@ def write_review(
             f"{len(results)} rendered sequences but {len(deliverables.sequences)} delivered files"
         )
     manifest: dict[str, Any] = json.loads(deliverables.manifest.read_text("utf-8"))
-    run = run or RunOptions(out=folder.parent.as_posix())
+    run = run or FilmOptions(out=folder.parent.as_posix())
     views = _sequence_views(folder, results, outcomes, deliverables, manifest, screenplay, run)
     duration = sum(r.finished.seconds for r in results)
     spans = [

@@ -1,6 +1,6 @@
 """The film folder an editor takes away: film, master, score, timeline, contact sheet, records.
 
-<folder>/<title>.mp4            distribution film (written by mux_film)
+<folder>/<title>.mp4            distribution film (written by the mux stage)
 <folder>/<title>_master.mp4     optional grading master (4:4:4 10-bit, still SDR)
 <folder>/score.flac             the assembled score, 48 kHz
 <folder>/sequences/seqNNN.mp4   each sequence exactly as cut into the film
@@ -24,41 +24,55 @@ from typing import Any
 import opentimelineio as otio  # type: ignore[import-untyped]
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.context import FlowRunContext
-from pydantic import BaseModel, ConfigDict
 
 from tasks import media
-from tasks.mux import FilmFile, master_path
-from tasks.render import RenderedSequence
+from tasks.mux import master_path
 from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.outcomes import Deliverables, FilmFile, Footage, RenderedSequence, ScoreResult
 from tasks.schema.refs import MediaRef
-from tasks.score import ScoreResult
 
 REPORT_ARTIFACT_KEY = "film-report"
 _UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f/\\:*?"<>|]+')
 
 
-class Deliverables(BaseModel):
-    """Where each deliverable of one film was written."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    folder: Path
-    film: Path
-    master: Path | None
-    score: Path | None
-    sequences: tuple[Path, ...]
-    timeline: Path
-    contact_sheet: Path
-    manifest: Path
-    report: Path
 
 
 def film_path(folder: Path, title: str) -> Path:
     """`<folder>/<title>.mp4`, with characters no file system accepts replaced."""
     name = _UNSAFE_IN_NAMES.sub("_", title).strip(" .") or "film"
     return folder / f"{name}.mp4"
+
+
+def film_folder(out: Path, title: str) -> Path:
+    """`OUT/<title as a slug>`: one folder per film."""
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "film"
+    return out / slug
+
+
+async def deliver_film(
+    studio: Studio, footage: Footage, score: ScoreResult | None, film: FilmFile
+) -> Deliverables:
+    """The film folder an editor takes away: film, master, score, sequences, timeline,
+    contact sheet, manifest and report."""
+    plan, sequences = footage.plan, footage.sequences
+    return await write_film_folder(
+        studio,
+        plan,
+        film_folder(Path(studio.options.out), plan.title),
+        film=film,
+        sequences=footage.clips,
+        renders=[r.rendered for r in sequences],
+        score=score,
+        animatic=studio.animatic,
+        timings=studio.timer.seconds,
+        cached_sequences=[
+            r.sequence.index
+            for r in sequences
+            if r.sequence.index not in studio.stats.fresh_sequences
+        ],
+    )
 
 
 def sequence_label(sequence: Sequence) -> str:
@@ -68,7 +82,7 @@ def sequence_label(sequence: Sequence) -> str:
     return f"seq {sequence.index} · {span}"
 
 
-async def deliver_film(
+async def write_film_folder(
     studio: Studio,
     plan: FilmPlan,
     folder: Path,
@@ -120,6 +134,7 @@ async def deliver_film(
     )
     delivered = Deliverables(
         folder=folder,
+        cut=film,
         film=film_file,
         master=master,
         score=score_file,

@@ -1,4 +1,8 @@
-"""Setting up a run: which ComfyUI servers, which store, which GPU slots."""
+"""Opening a film run: servers (or the embedded simulator), store, GPU slots, preflight, progress.
+
+`open_run` is the one door: the film flow asks for a studio and gets one whose every part
+is ready, checked and closed again when the run ends.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,27 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
 
+from prefect import get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.settings import get_current_settings
 
 from blocks.comfyui import ComfyUIPool, ComfyUIServer
+from blocks.storage import resolve_storage
+from flows.progress import progress_sink
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.comfyui.workflow import RenderMode, load_models
 from tasks.errors import ReelflowError
+from tasks.preflight import film_prompts, preflight_servers
 from tasks.runtime.results import upgrade_results
-from tasks.runtime.schedule import GpuScheduler, policy_from_environment
+from tasks.runtime.schedule.policy import SchedulePolicy, policy_from_environment
+from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import FileLockSlots, GpuSlots, PrefectSlots
 from tasks.runtime.store import MediaStore, Storage
 from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.options import FilmOptions, SlotKind
 
 
 async def _register_results_storage(storage: Storage) -> None:
@@ -29,9 +40,6 @@ async def _register_results_storage(storage: Storage) -> None:
         where = getattr(storage.results, "basepath", None) or repr(storage.results)
         name = "reelflow-results-" + hashlib.sha256(str(where).encode()).hexdigest()[:16]
         await storage.results.asave(name, overwrite=True)
-
-
-SlotKind = Literal["local", "prefect"]
 
 
 def choose_slots(kind: SlotKind, storage: Storage) -> GpuSlots:
@@ -99,4 +107,62 @@ async def build_studio(
         models=load_models(mode),
         templates=Studio.templates_for(),
         scheduler=scheduler or GpuScheduler(policy_from_environment()),
+    )
+
+
+def _scheduler(options: FilmOptions) -> GpuScheduler:
+    choice = options.studio.schedule
+    if choice == "auto":
+        return GpuScheduler(policy_from_environment())
+    return GpuScheduler(SchedulePolicy(aware=choice == "aware"))
+
+
+@asynccontextmanager
+async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> AsyncIterator[Studio]:
+    """A studio for rendering `plan`, with everything checked before any GPU time is spent.
+
+    Publishes the plan, opens the store, connects the servers (or starts an embedded
+    simulator, stopped again when the run ends), takes the GPU slots and scheduler the
+    options ask for, and preflights every prompt of the film against every server.
+    """
+    await publish_plan(plan)
+    root = Path(options.out)
+    scratch = root / ".reelflow" / "scratch"
+    storage = await resolve_storage(
+        options.store or None, default=root / ".reelflow", scratch=scratch
+    )
+    async with comfyui_servers(
+        list(options.comfyui), workdir=root / ".reelflow" / "simulator", simulator=SimSettings()
+    ) as (servers, simulator):
+        studio = await build_studio(
+            servers, storage, scratch, plan.mode, options.studio.gpu_slots, _scheduler(options)
+        )
+        studio.options, studio.screenplay, studio.animatic = (
+            options,
+            screenplay,
+            simulator is not None,
+        )
+        await preflight_servers(
+            studio, film_prompts(studio, plan, use_keyframes=options.render.keyframes == "generate")
+        )
+        studio.events = progress_sink.get()
+        yield studio
+
+
+async def publish_plan(plan: FilmPlan) -> None:
+    """The plan as a Prefect artifact (sequences, warnings, estimate) and one log line."""
+    rows = "\n".join(
+        f"| {s.index} | {s.chain}.{s.position} | {s.frames} | {s.seconds:.2f} | {s.seed} |"
+        for s in plan.sequences
+    )
+    warnings = "\n".join(f"- {w.location}: {w.message}" for w in plan.warnings) or "none"
+    header = "| seq | chain | frames | seconds | seed |\n|---|---|---|---|---|"
+    await acreate_markdown_artifact(
+        key="film-plan",
+        markdown=f"# {plan.title}\n\n{header}\n{rows}\n\nWarnings:\n{warnings}\n\n"
+        f"GPU estimate: {plan.estimate.total_s / 60:.1f} min",
+        description="The film plan",
+    )
+    get_run_logger().info(
+        "planned %d sequences in %d chains", len(plan.sequences), len(plan.chains)
     )

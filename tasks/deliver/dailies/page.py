@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence as Seq
 from html import escape
 
-from tasks.review.sequence import sequence_section, status_badges
-from tasks.review.style import SCRIPT, STYLE
-from tasks.review.views import FilmView, SequenceView, clock
+from tasks.deliver.dailies.sequence import sequence_section, status_badges
+from tasks.deliver.dailies.style import SCRIPT, STYLE
+from tasks.deliver.dailies.views import FilmView, SequenceView, clock
 from tasks.schema.film_plan import Change, LintWarning
 
 

@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import Any
 
-from tasks.review.views import SequenceView, clock, tone
+from tasks.deliver.dailies.views import SequenceView, clock, tone
 
 
 def _e(value: object) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tasks.chains import CarriedFrame, SequenceResult
-from tasks.review.commands import Rerender
+from tasks.deliver.dailies.commands import Rerender
 from tasks.schema.film_plan import Change, Cue, LintWarning
+from tasks.schema.outcomes import CarriedFrame, SequenceResult
 
 # Where each verdict kind and action sits on the page's traffic light.
 GOOD_KINDS = frozenset({"ok", "narration", "silent"})

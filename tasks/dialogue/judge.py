@@ -14,17 +14,21 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
-from tasks.asr import Segment, Transcript
+from tasks.dialogue.asr import Segment, Transcript
+from tasks.dialogue.text_norm import STOPWORDS, normalize_text
 from tasks.media import integrated_loudness
 from tasks.plan.defaults import PlanRules, load_defaults
 from tasks.plan.lint import required_seconds
-from tasks.text_norm import STOPWORDS, normalize_text
-
-VerdictKind = Literal[
-    "ok", "unchecked", "misheard", "truncated", "mismatch", "missing", "silent", "narration",
-    "word_salad", "title_leak",
-]
-Action = Literal["keep", "keep_with_warning", "rerender", "mute_sequence", "mute_range"]
+from tasks.schema.verdicts import (
+    Action,
+    LineVerdict,
+    RerenderAdvice,
+    ScriptedLine,
+    SequenceVerdict,
+    SpeechVerdict,
+    TimeRange,
+    VerdictKind,
+)
 
 # Worst first: the sequence's kind is the worst of its verdicts, its action the strongest.
 _KIND_ORDER: tuple[VerdictKind, ...] = (
@@ -71,67 +75,16 @@ class DialoguePolicy(BaseModel):
     mute_pad_s: float = 0.1
 
 
-class ScriptedLine(BaseModel):
-    """One line the script expects, in the segment (scene) of the sequence that speaks it."""
-
-    segment: int = Field(ge=0)
-    character: str = ""
-    line: str
 
 
-class TimeRange(BaseModel):
-    """A stretch of the sequence's timeline, in seconds."""
-
-    start: float
-    end: float
 
 
-class LineVerdict(BaseModel):
-    """How one scripted line came out."""
-
-    segment: int
-    character: str
-    kind: VerdictKind
-    expected: str
-    heard: str
-    wer: float | None
-    missing_words: list[str] = Field(default_factory=list)
-    span: TimeRange | None = None
-    action: Action
 
 
-class SpeechVerdict(BaseModel):
-    """Speech nobody scripted: a leaked title card, narration or word salad."""
-
-    kind: Literal["title_leak", "narration", "word_salad"]
-    expected: str = ""
-    heard: str
-    wer: float | None = None
-    overlap: float | None = Field(default=None, description="share of words found in the scene")
-    span: TimeRange
-    action: Action
 
 
-class RerenderAdvice(BaseModel):
-    """How to render the sequence again: a new seed, and longer segments where lines were cut."""
-
-    attempt: int
-    reroll_seed: bool = True
-    segment_seconds: dict[int, float] = Field(default_factory=dict)
 
 
-class SequenceVerdict(BaseModel):
-    """Everything the dialogue check decided about one rendered sequence."""
-
-    kind: VerdictKind
-    action: Action
-    silent: bool
-    heard: str
-    lines: list[LineVerdict] = Field(default_factory=list)
-    speech: list[SpeechVerdict] = Field(default_factory=list)
-    mute_ranges: list[TimeRange] = Field(default_factory=list)
-    rerender: RerenderAdvice | None = None
-    warnings: list[str] = Field(default_factory=list)
 
 
 def unchecked() -> SequenceVerdict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tasks.chains import ChainOutcome, SequenceResult
+from tasks.schema.outcomes import ChainOutcome, SequenceResult
 
 
 def _results(outcomes: Iterable[ChainOutcome]) -> list[SequenceResult]:

@@ -1,0 +1,85 @@
+"""The dialogue check task: hear a rendered sequence and judge each scripted line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from tasks import media
+from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
+from tasks.media.encode import AUDIO_RATE
+from tasks.runtime.caching import content_key, keyed_by
+from tasks.runtime.studio import Studio
+from tasks.runtime.workers import off_the_critical_path
+from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.outcomes import RenderedSequence
+from tasks.schema.verdicts import ScriptedLine, SequenceVerdict
+
+
+def scripted_lines(sequence: Sequence) -> list[ScriptedLine]:
+    """The sequence's lines, each tagged with the segment (scene part) that speaks it."""
+    segment_of = {
+        seg.scene_index: number for number, seg in enumerate(sequence.segments) if seg.part == 0
+    }
+    return [
+        ScriptedLine(segment=segment_of[line.scene_index], character=line.character, line=line.line)
+        for line in sequence.lines
+    ]
+
+
+def segment_spans(sequence: Sequence) -> list[tuple[float, float]]:
+    spans, offset = [], 0
+    for segment in sequence.segments:
+        spans.append((offset / sequence.fps, (offset + segment.frames) / sequence.fps))
+        offset += segment.frames
+    return spans
+
+
+def _check_key(parameters: dict[str, Any]) -> str:
+    sequence: Sequence = parameters["sequence"]
+    return content_key(
+        "dialogue",
+        {
+            "video": parameters["rendered"].video,
+            "lines": sequence.lines,
+            "segments": segment_spans(sequence),
+            "prompts": sequence.segment_prompts,
+            "title": parameters["plan"].title,
+            "attempt": parameters["attempt"],
+            "policy": parameters["policy"],
+            "asr": parameters["studio"].transcriber_name,
+        },
+    )
+
+
+@task(
+    name="check-dialogue",
+    task_run_name="check-dialogue-seq{sequence.index}",
+    cache_policy=keyed_by(_check_key),
+    persist_result=True,
+    result_serializer="json",
+)
+async def check_dialogue(
+    studio: Studio,
+    plan: FilmPlan,
+    sequence: Sequence,
+    rendered: RenderedSequence,
+    attempt: int,
+    policy: DialoguePolicy,
+) -> SequenceVerdict:
+    """Transcribe the sequence and judge each scripted line (and any unscripted speech)."""
+    video = await studio.store.fetch(rendered.video)
+    samples = await off_the_critical_path(media.read_audio, video, rate=AUDIO_RATE)
+    silent = is_silent(samples, AUDIO_RATE, threshold_lufs=policy.silence_lufs)
+    transcript = await off_the_critical_path(studio.transcriber.transcribe, video)
+    return check_sequence(
+        scripted_lines(sequence),
+        transcript,
+        silent=silent,
+        scene_descriptions=list(sequence.segment_prompts),
+        title=plan.title,
+        segment_spans=segment_spans(sequence),
+        attempt=attempt,
+        policy=policy,
+    )

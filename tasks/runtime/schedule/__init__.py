@@ -1,0 +1,29 @@
+"""Model-aware GPU scheduling: which waiting render gets a free slot, and on which server.
+
+A film uses three model families: `image` (keyframes), `ltx` (sequences) and `ace_step`
+(score cues). Switching a GPU between them reloads tens of GB of weights (about a minute on
+real hardware), so the order in which waiting renders get a slot decides how much GPU time
+goes to loading. Whenever a server has a free slot, the policy picks, in this order:
+
+1. Starving first. A render whose family has not been served anywhere for `patience_loads`
+   of its load times, while it waited, goes next on any free server (its own family's
+   renders first). This aging bound keeps affinity from holding a chain back for long.
+2. Affinity. The oldest render of the family the server has loaded goes next: no load.
+   Renders of other families are passed over, for at most the aging bound; on one GPU
+   that only reorders work it must do anyway, minus the loads it saves.
+3. Switch only when it pays. A render whose family is loaded on another server waits for
+   that server when it would start there within two load times from now: here it would
+   first wait one load, so waiting delays it by at most the load it saves, and the
+   critical path never pays more than the saving. Otherwise the server loads a family:
+   the earliest DAG stage first (keyframes unblock whole chains; cues come last), oldest
+   first within it.
+4. Otherwise the server stays idle until a render arrives, one ends, or one starves.
+
+Projections use estimated load times and GPU seconds per output second for each family,
+measured from this run's renders (the policy's figures stand in until the first
+measurement). `aware=False` turns the policy off: a render takes whichever slot frees first
+(the schedule-unaware DAG), and is still counted in the report.
+
+The scheduler sees the renders of one process; a server's loaded family is what this
+scheduler last ran on it (another client, or `POST /free`, can change that unseen).
+"""

@@ -1,0 +1,265 @@
+"""The scheduling policy: pure decisions over waiting renders and servers (no I/O, no clock)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.errors import ReelflowError
+
+Family = Literal["image", "ltx", "ace_step"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
+LoadReason = Literal["needed", "starving", "unaware"]
+
+
+class ScheduleError(ReelflowError):
+    """The scheduling policy was configured with values it cannot use."""
+
+
+class SchedulePolicy(BaseModel):
+    """How renders are ordered and placed; every figure is an estimate or a bound."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    aware: bool = Field(True, description="False: first free slot wins (schedule-unaware).")
+    load_s: float = Field(60.0, gt=0, description="Assumed load time until one is measured.")
+    gpu_s_per_output_s: float = Field(
+        1.0, gt=0, description="Assumed GPU seconds per output second until measured."
+    )
+    patience_loads: float = Field(
+        4.0, gt=0, description="Aging bound: a family waits at most this many of its loads."
+    )
+    stage_order: tuple[Family, ...] = Field(FAMILIES, description="Which family loads first.")
+    tick_s: float = Field(
+        0.25, gt=0, description="How often waiting renders re-check the aging bound."
+    )
+
+
+def policy_from_environment(environ: Mapping[str, str] | None = None) -> SchedulePolicy:
+    """`REELFLOW_SCHEDULE`: `aware` (the default), `unaware`, or a SchedulePolicy as JSON.
+
+    Read when a studio is built, so one process can render films under different policies.
+    """
+    value = (os.environ if environ is None else environ).get("REELFLOW_SCHEDULE", "aware")
+    if value in ("aware", "unaware"):
+        return SchedulePolicy(aware=value == "aware")
+    try:
+        return SchedulePolicy.model_validate_json(value)
+    except ValidationError as bad:
+        raise ScheduleError(
+            f"REELFLOW_SCHEDULE={value!r}: use 'aware', 'unaware' or a policy as JSON "
+            f"({bad.error_count()} problem(s): {bad.errors()[0]['msg']})"
+        ) from bad
+
+
+@dataclass(frozen=True)
+class Request:
+    """One render waiting for a GPU slot."""
+
+    number: int
+    family: Family
+    output_s: float
+    arrived: float
+
+
+@dataclass
+class ServerState:
+    """A server as the scheduler sees it: its loaded family and estimated ends of its renders."""
+
+    name: str
+    slots: int
+    loaded: Family | None = None
+    running: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def free(self) -> bool:
+        return len(self.running) < self.slots
+
+    def lanes(self, now: float) -> list[float]:
+        """When each of its slots is expected to be free."""
+        ends = sorted(max(now, end) for end in self.running.values())
+        return [now] * (self.slots - len(ends)) + ends
+
+
+@dataclass
+class Estimates:
+    """Load seconds and GPU seconds per output second of each family, measured as renders end.
+
+    A render that loaded is kept as (busy, output seconds): its load is what is left after
+    the family's work at the current rate, so later measurements of the rate correct it.
+    """
+
+    policy: SchedulePolicy
+    loading_runs: dict[Family, list[tuple[float, float]]] = field(default_factory=dict)
+    rates: dict[Family, list[float]] = field(default_factory=dict)
+    _loads: dict[Family, float] = field(default_factory=dict)  # cleared by each observation
+
+    def rate(self, family: Family) -> float:
+        return _measured(self.rates, family, self.policy.gpu_s_per_output_s)
+
+    def load_of(self, family: Family, busy_s: float, output_s: float) -> float:
+        """The part of one loading render's time that was not the family's work."""
+        return max(0.0, busy_s - self.rate(family) * output_s)
+
+    def load_s(self, family: Family) -> float:
+        if family not in self._loads:
+            loads = {
+                f: [self.load_of(f, busy, out) for busy, out in runs]
+                for f, runs in self.loading_runs.items()
+            }
+            self._loads[family] = _measured(loads, family, self.policy.load_s)
+        return self._loads[family]
+
+    def work_s(self, family: Family, output_s: float, *, loading: bool) -> float:
+        return self.rate(family) * output_s + (self.load_s(family) if loading else 0.0)
+
+    def observe(self, family: Family, output_s: float, busy_s: float, *, loaded: bool) -> None:
+        """Learn from one finished render."""
+        self._loads.clear()
+        if loaded:
+            self.loading_runs.setdefault(family, []).append((busy_s, output_s))
+        elif output_s > 0:
+            self.rates.setdefault(family, []).append(busy_s / output_s)
+
+
+def _measured(table: Mapping[Family, list[float]], family: Family, prior: float) -> float:
+    """This family's mean; else the mean over the others (one GPU, similar costs); else prior."""
+    if table.get(family):
+        return fmean(table[family])
+    others = [value for values in table.values() for value in values]
+    return fmean(others) if others else prior
+
+
+def patience_s(policy: SchedulePolicy, estimates: Estimates, family: Family) -> float:
+    return policy.patience_loads * estimates.load_s(family)
+
+
+def waited_s(request: Request, now: float, last_served: Mapping[Family, float]) -> float:
+    """How long a render has waited while no render of its family got a slot."""
+    return now - max(request.arrived, last_served.get(request.family, request.arrived))
+
+
+def projected_start(
+    request: Request,
+    servers: Sequence[ServerState],
+    waiting: Sequence[Request],
+    now: float,
+    estimates: Estimates,
+) -> float | None:
+    """When `request` would start on the servers that have its family loaded (None: none has).
+
+    Renders of its family that arrived before it go first, each on the earliest free slot.
+    """
+    lanes = sorted(lane for s in servers if s.loaded == request.family for lane in s.lanes(now))
+    if not lanes:
+        return None
+    ahead = [r for r in waiting if r.family == request.family and r.number < request.number]
+    for other in ahead:
+        lanes[0] += estimates.work_s(other.family, other.output_s, loading=False)
+        lanes.sort()
+    return lanes[0]
+
+
+def pick(
+    server: ServerState,
+    servers: Sequence[ServerState],
+    waiting: Sequence[Request],
+    now: float,
+    policy: SchedulePolicy,
+    estimates: Estimates,
+    last_served: Mapping[Family, float],
+) -> tuple[Request, LoadReason | None] | None:
+    """The render `server` should run next and why it loads (None: no load), or None: idle."""
+    starving = [
+        r
+        for r in waiting
+        if waited_s(r, now, last_served) >= patience_s(policy, estimates, r.family)
+    ]
+    if starving:
+        chosen = min(starving, key=lambda r: (r.family != server.loaded, r.arrived, r.number))
+        return chosen, None if chosen.family == server.loaded else "starving"
+    same = [r for r in waiting if r.family == server.loaded]
+    if same:
+        return min(same, key=lambda r: (r.arrived, r.number)), None
+    others = [s for s in servers if s.name != server.name]
+    for request in sorted(
+        waiting, key=lambda r: (policy.stage_order.index(r.family), r.arrived, r.number)
+    ):
+        elsewhere = projected_start(request, others, waiting, now, estimates)
+        if elsewhere is None or elsewhere - now > 2 * estimates.load_s(request.family):
+            return request, "needed"
+    return None
+
+
+def assign(
+    servers: Sequence[ServerState],
+    waiting: Sequence[Request],
+    now: float,
+    policy: SchedulePolicy,
+    estimates: Estimates,
+    last_served: Mapping[Family, float],
+) -> list[tuple[Request, ServerState, LoadReason | None]]:
+    """Grants for every free slot, applied to `servers` as they are made.
+
+    Servers whose loaded family has renders waiting choose first, so that affinity grants
+    are settled before any server decides whether a switch pays.
+    """
+    grants: list[tuple[Request, ServerState, LoadReason | None]] = []
+    remaining = list(waiting)
+    served = dict(last_served)
+    passed: set[str] = set()
+    while remaining:
+        free = [s for s in servers if s.free and s.name not in passed]
+        if not free:
+            break
+        families = {r.family for r in remaining}
+        server = min(free, key=lambda s: s.loaded not in families)
+        choice = pick(server, servers, remaining, now, policy, estimates, served)
+        if choice is None:
+            passed.add(server.name)
+            continue
+        request, reason = choice
+        loading = server.loaded != request.family
+        server.running[request.number] = now + estimates.work_s(
+            request.family, request.output_s, loading=loading
+        )
+        server.loaded = request.family
+        served[request.family] = now
+        remaining.remove(request)
+        grants.append((request, server, reason if loading else None))
+    return grants
+
+
+class ServerLoads(BaseModel):
+    """One server's model loads in a film run, against the fewest it could have done."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    server: str
+    prompts: int
+    families: tuple[Family, ...] = Field(description="The families it ran.")
+    load_order: tuple[Family, ...] = Field(description="The family of each load, in order.")
+    loads: int
+    switches: int = Field(description="Loads that replaced a loaded family.")
+    minimum_loads: int = Field(description="One load per family the server ran.")
+    load_seconds: float = Field(description="Measured render time beyond the estimated work.")
+    reasons: dict[LoadReason, int]
+
+
+class ScheduleReport(BaseModel):
+    """Model loads per server for one film, and the minimum: one per family per server used."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: Literal["aware", "unaware"]
+    servers: tuple[ServerLoads, ...]
+    loads: int
+    minimum_loads: int
+    load_seconds: float
+    minimum_load_seconds: float
+    notes: tuple[str, ...] = Field(description="Why a server loaded more than its minimum.")

@@ -1,0 +1,125 @@
+"""A film run's options: the one place they are written down.
+
+The film flow takes them as its parameters (the Prefect run form shows the essentials first
+and the expert groups below), the CLI builds its flags from these fields, the nightly batch
+passes them to each film, and the dailies page writes them back out as a command.
+A field's `flag` metadata is its CLI spelling where the field name alone is not enough.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["screenplay", "fast", "quality"]
+SlotKind = Literal["local", "prefect"]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RenderOptions(_Options):
+    """What to render, and how closely to check it."""
+
+    limit: int = Field(
+        0,
+        ge=0,
+        description="Render only the first N scenes (0: all of them).",
+        json_schema_extra={"metavar": "N"},
+    )
+    rerender: tuple[int, ...] = Field(
+        (),
+        description="Sequences to re-roll with a new seed (list one twice to re-roll it again).",
+        json_schema_extra={"metavar": "SEQ"},
+    )
+    fix: bool = Field(
+        False, description="Lengthen or split scenes that break the dialogue duration rule."
+    )
+    keyframes: Literal["generate", "t2v"] = Field(
+        "generate", description="Start chains from a generated keyframe, or text-to-video."
+    )
+    dialogue_check: bool = Field(
+        True, description="Hear every sequence and re-render or mute by the verdict."
+    )
+
+
+class DeliveryOptions(_Options):
+    """How the film is cut, mixed and delivered."""
+
+    transitions: Literal["cut", "dissolve"] = Field(
+        "cut", description="Hard cuts (lossless), or dissolves (refused at dialogue edges)."
+    )
+    master: bool = Field(False, description="Also write a yuv444p10le grading master (SDR).")
+    score_gain: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Score level under the dialogue (0.25 = -12 dB).",
+        json_schema_extra={"metavar": "G"},
+    )
+
+
+class StudioOptions(_Options):
+    """How renders share GPUs with other runs."""
+
+    gpu_slots: SlotKind = Field(
+        "local",
+        description="local: lock files on this host; prefect: global concurrency limits for "
+        "workers on several hosts (needs a Prefect server).",
+    )
+    schedule: Literal["auto", "aware", "unaware"] = Field(
+        "auto",
+        description="aware: keep each GPU on one model family where that costs no time; "
+        "auto: $REELFLOW_SCHEDULE, else aware.",
+    )
+
+
+class FilmOptions(_Options):
+    """Everything a film run can be told besides the screenplay itself."""
+
+    comfyui: tuple[str, ...] = Field(
+        (),
+        description="ComfyUI servers (URL or block:NAME); none: $REELFLOW_COMFYUI, else the "
+        "embedded simulator renders an animatic.",
+        json_schema_extra={"metavar": "URL"},
+    )
+    out: str = Field("renders", description="Output folder; each film gets a folder inside.")
+    store: str = Field(
+        "",
+        description="Media store: a folder, s3://bucket/prefix or block:NAME; empty: "
+        "$REELFLOW_STORE, else OUT/.reelflow.",
+        json_schema_extra={"metavar": "WHERE"},
+    )
+    mode: Mode = Field(
+        "screenplay", description="fast (distilled) or quality (dev) checkpoints, or as written."
+    )
+    render: RenderOptions = RenderOptions()
+    delivery: DeliveryOptions = DeliveryOptions()
+    studio: StudioOptions = StudioOptions()
+
+    @classmethod
+    def of(cls, **values: Any) -> FilmOptions:
+        """Options from flat field names (`score_gain=0.5`), each placed in its group."""
+        document: dict[str, Any] = {}
+        groups = {
+            sub: name
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+            for sub in field.annotation.model_fields
+        }
+        for key, value in values.items():
+            if key in groups:
+                document.setdefault(groups[key], {})[key] = value
+            else:
+                document[key] = value
+        return cls.model_validate(document)
+
+    def with_rerolled(self, sequence: int) -> FilmOptions:
+        """These options with one more re-roll of `sequence` (earlier re-rolls kept: dropping
+        them would bring their old takes back)."""
+        rerolls = tuple(sorted({*self.render.rerender, sequence}))
+        return self.model_copy(
+            update={"render": self.render.model_copy(update={"rerender": rerolls})}
+        )

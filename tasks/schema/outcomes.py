@@ -1,0 +1,221 @@
+"""What each stage made: renders, checks, finished sequences, cues, the cut, the film folder.
+
+Small references and figures only: media bytes stay in the store (`MediaRef`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tasks.media.frames import Drift
+from tasks.runtime.schedule.policy import ScheduleReport
+from tasks.schema.film_plan import Cue, FilmPlan, Sequence
+from tasks.schema.refs import MediaRef
+from tasks.schema.verdicts import SequenceVerdict
+
+Transitions = Literal["cut", "dissolve"]
+
+
+class RenderedSequence(BaseModel):
+    """A finished sequence render in the media store, and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    video: MediaRef
+    frames: int
+    seconds: float
+    seed: int
+    server: str
+    gpu_seconds: float
+
+
+class Loudness(BaseModel):
+    """A measured sequence: integrated loudness, true peak, duration."""
+
+    integrated_lufs: float
+    true_peak_dbtp: float
+    duration_s: float
+
+
+class FinishedSequence(BaseModel):
+    """A sequence ready for the cut: the verdict's edits applied, loudness evened out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    video: MediaRef
+    seconds: float
+    edits: tuple[str, ...]
+    gain_db: float
+    gain_reason: str
+    before: Loudness
+    after: Loudness
+
+
+class CarriedFrame(BaseModel):
+    """A carried-forward frame and how far it drifted from its chain's keyframe."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    into_sequence: int
+    frame: MediaRef
+    drift: Drift
+
+
+class Attempt(BaseModel):
+    """One render of a sequence and what the dialogue check made of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int
+    frames: int
+    verdict: SequenceVerdict
+
+
+class SequenceResult(BaseModel):
+    """A sequence as it ends up in the film: its plan, renders, verdicts and finished file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sequence: Sequence
+    rendered: RenderedSequence
+    attempts: tuple[Attempt, ...]
+    finished: FinishedSequence
+
+
+class ChainOutcome(BaseModel):
+    """What one chain rendered, what it carried, and where it stopped if it failed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chain: int
+    keyframe: MediaRef | None
+    sequences: tuple[SequenceResult, ...]
+    carried: tuple[CarriedFrame, ...]
+    failed_sequence: int | None = None
+    failure: str | None = None
+
+
+class ChainStart(BaseModel):
+    """A chain's start image (none: text-to-video), or why there is none to start from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chain: int
+    keyframe: MediaRef | None = None
+    failure: str | None = None
+
+
+class Footage(BaseModel):
+    """Every chain as rendered, and the plan as it was finally rendered (a re-render that
+    needed more room lengthened its sequence)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plan: FilmPlan
+    chains: tuple[ChainOutcome, ...]
+
+    @property
+    def sequences(self) -> list[SequenceResult]:
+        """Every finished sequence, in film order."""
+        return sorted(
+            (r for chain in self.chains for r in chain.sequences), key=lambda r: r.sequence.index
+        )
+
+    @property
+    def clips(self) -> list[MediaRef]:
+        """The files cut into the film: each sequence after the check and normalize."""
+        return [r.finished.video for r in self.sequences]
+
+    @property
+    def measured_seconds(self) -> list[float]:
+        return [r.finished.seconds for r in self.sequences]
+
+
+class RenderedCue(BaseModel):
+    """A finished cue render in the media store, and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    audio: MediaRef
+    seconds: float
+    seed: int
+    server: str
+    gpu_seconds: float
+    cached: bool = False
+
+
+class ScoreResult(BaseModel):
+    """The assembled score, the cues it was built from, and their renders."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: MediaRef
+    duration_s: float
+    cues: tuple[Cue, ...]
+    renders: tuple[RenderedCue, ...]
+
+
+class FilmFile(BaseModel):
+    """The verified distribution film (and its grading master, when asked for)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path
+    master: Path | None
+    duration_s: float
+    sequence_seconds: tuple[float, ...]
+    transitions: Transitions
+    score_gain: float
+    scored: bool
+
+
+class CutFilm(BaseModel):
+    """The verified film (and master) in the media store, and what was cut."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    film: MediaRef
+    master: MediaRef | None
+    file: FilmFile
+
+
+class Deliverables(BaseModel):
+    """Where each deliverable of one film was written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    folder: Path
+    cut: FilmFile
+    film: Path
+    master: Path | None
+    score: Path | None
+    sequences: tuple[Path, ...]
+    timeline: Path
+    contact_sheet: Path
+    manifest: Path
+    report: Path
+
+
+class FilmResult(BaseModel):
+    """What a film run produced and what it cost: the flow's result and the end report."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    folder: str
+    film: str
+    review: str
+    plan: FilmPlan
+    score: ScoreResult | None
+    schedule: ScheduleReport
+    duration_s: float
+    animatic: bool
+    chains: tuple[ChainOutcome, ...]
+    prompts: int
+    gpu_seconds: float
