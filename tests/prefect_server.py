@@ -126,12 +126,14 @@ class PrefectServer:
         )
         answer.raise_for_status()
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 90, **settings: str) -> None:
+        """Start the server; `settings` are extra PREFECT_SERVER_* variables for it alone."""
         self.home.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         server = self.spawn(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             self.home / "server.log",
+            **settings,
         )
         while time.monotonic() - began < timeout:
             if server.poll() is not None:
@@ -169,10 +171,10 @@ class PrefectServer:
 
 
 @contextmanager
-def prefect_server(home: Path) -> Iterator[PrefectServer]:
+def prefect_server(home: Path, **settings: str) -> Iterator[PrefectServer]:
     server = PrefectServer(home)
     try:
-        server.start()
+        server.start(**settings)
         yield server
     finally:
         server.stop()
