@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -125,6 +126,11 @@ def save_state(out: Path, state: BatchState) -> None:
 
 
 def local_screenplays(folder: Path) -> list[ScreenplaySource]:
+    if not folder.exists() and folder.parent.is_dir():
+        # A fresh checkout has no inbox yet: the first night finds it empty instead of failing.
+        # Only the last level is made, so a path on a missing mount still fails below.
+        with suppress(OSError):
+            folder.mkdir(exist_ok=True)
     if not folder.is_dir():
         raise ScreenplaySourceMissing(
             f"{folder} is not a folder: point `folder` at the screenplays (*.json) to render."
@@ -230,7 +236,15 @@ async def nightly_batch(
     """
     root = Path(options.out)
     sources = await find_screenplays(folder, root / ".reelflow" / "batch" / "inbox")
-    get_run_logger().info("found %d screenplay(s) in %s", len(sources), folder)
+    logger = get_run_logger()
+    where = folder if folder.startswith("s3://") else str(Path(folder).expanduser().resolve())
+    logger.info("found %d screenplay(s) in %s", len(sources), where)
+    if not sources:
+        logger.warning(
+            "%s holds no screenplays (*.json): nothing to render. Put screenplays there, or "
+            "set the deployment's `folder` parameter.",
+            where,
+        )
     state = load_state(root)
     entries: list[BatchEntry] = []
     for source in sources:

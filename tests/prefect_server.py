@@ -126,12 +126,14 @@ class PrefectServer:
         )
         answer.raise_for_status()
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 90, **settings: str) -> None:
+        """Start the server; `settings` are extra PREFECT_SERVER_* variables for it alone."""
         self.home.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         server = self.spawn(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             self.home / "server.log",
+            **settings,
         )
         while time.monotonic() - began < timeout:
             if server.poll() is not None:
@@ -169,10 +171,10 @@ class PrefectServer:
 
 
 @contextmanager
-def prefect_server(home: Path) -> Iterator[PrefectServer]:
+def prefect_server(home: Path, **settings: str) -> Iterator[PrefectServer]:
     server = PrefectServer(home)
     try:
-        server.start()
+        server.start(**settings)
         yield server
     finally:
         server.stop()
@@ -197,3 +199,20 @@ def artifacts_of(api_url: str, flow_run_id: str) -> dict[str, Any]:
             data = json.loads(data)
         found.setdefault(artifact["key"], data)
     return found
+
+
+def logs_of(api_url: str, flow_run_id: str, settle_s: float = 10.0) -> list[str]:
+    """The log messages of one flow run, as its page shows them (waits for the last batch)."""
+    body = {"limit": 200, "offset": 0, "logs": {"flow_run_id": {"any_": [flow_run_id]}}}
+    deadline = time.monotonic() + settle_s
+    seen: list[str] = []
+    # Runs ship their logs in the background: poll until the count stops growing.
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{api_url}/logs/filter", json=body, timeout=30)
+        answer.raise_for_status()
+        found = [entry["message"] for entry in answer.json()]
+        if found and len(found) == len(seen):
+            return found
+        seen = found
+        time.sleep(0.5)
+    return seen

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
@@ -32,7 +33,13 @@ from sim.settings import SimSettings
 from tasks.deliver.folder import REPORT_ARTIFACT_KEY
 from tasks.schema.options import FilmOptions
 from tests.film_helpers import sim_stats, write_screenplay
-from tests.prefect_server import artifacts_of, block_type_slugs, prefect_server
+from tests.prefect_server import (
+    REPO,
+    artifacts_of,
+    block_type_slugs,
+    logs_of,
+    prefect_server,
+)
 from tests.s3_helpers import moto_server, use_s3
 
 
@@ -102,6 +109,36 @@ def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_nigh
     # Forced, unchanged: the film flow runs again but every render comes from the cache.
     assert third["lighthouse.json"]["status"] == "rendered"
     assert third["lighthouse.json"]["prompts"] == 0
+
+
+def batch_deployment_parameters() -> dict[str, Any]:
+    """The parameters a Quick run of the nightly-batch deployment gets, from prefect.yaml."""
+    definitions = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    (batch,) = [d for d in definitions["deployments"] if d["name"] == "nightly-batch"]
+    parameters: dict[str, Any] = batch["parameters"]
+    return parameters
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_quick_run_of_the_batch_in_a_fresh_checkout_completes_with_an_empty_inbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker runs the deployment in $REELFLOW_REPO: here a checkout with no inbox yet.
+    monkeypatch.chdir(tmp_path)
+    parameters = batch_deployment_parameters()
+    state = run_batch(**parameters)
+    assert state.is_completed(), state.message
+    inbox = tmp_path / parameters["folder"]
+    assert inbox.is_dir()
+    run_id = str(state.state_details.flow_run_id)
+    assert artifacts_of(str(PREFECT_API_URL.value()), run_id)["nightly-batch"] == []
+    # The suite logs at WARNING, so the run's page shows the warning (the count is INFO).
+    logs = logs_of(str(PREFECT_API_URL.value()), run_id)
+    assert any(line.startswith(f"{inbox} holds no screenplays") for line in logs), logs
+    # A folder whose parent is missing (an unmounted share, a typo) is not invented.
+    with pytest.raises(ScreenplaySourceMissing, match="is not a folder"):
+        asyncio.run(find_screenplays(str(tmp_path / "mnt" / "inbox"), tmp_path / "scratch"))
+    assert not (tmp_path / "mnt").exists()
 
 
 def test_a_deleted_film_folder_is_rendered_again_even_when_the_screenplay_is_unchanged(
