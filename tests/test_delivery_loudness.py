@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.media import probe, read_audio
+from tasks.media import MediaError, probe, read_audio
 from tasks.media.loudness import (
     PROFILES,
     DeliveryProfileError,
@@ -27,7 +27,8 @@ from tasks.media.loudness_correct import (
     correct_loudness_args,
     measure_film,
 )
-from tests.media_factory import speech_wav, video_packet_digest
+from tasks.media.mezzanine import AUDIO_PCM_24, encode_mezzanine
+from tests.media_factory import make_clip, speech_wav, video_packet_digest
 
 SECONDS = 8.0
 LINE = "Make him follow you in, and keep the lamp burning until morning. The boat is late."
@@ -260,3 +261,27 @@ def test_a_dialogue_gated_profile_without_dialogue_is_judged_on_the_whole_progra
 def test_an_unknown_profile_is_refused_with_the_known_names() -> None:
     with pytest.raises(DeliveryProfileError, match="choose one of: ebu-r128, streaming"):
         delivery_profile("ebu-r129")
+
+
+def test_a_pcm_master_is_corrected_and_stays_pcm(films: dict[str, Path], tmp_path: Path) -> None:
+    master = encode_mezzanine(films["quiet_mix"], tmp_path / "master.mov", "prores")
+    result = correct_film_loudness(
+        master, tmp_path / "fixed.mov", PROFILES["ebu-r128"], audio_encoder=AUDIO_PCM_24
+    )
+    info = probe(result.path)
+
+    assert result.meets_profile, result.reason
+    assert abs(ebur128(result.path).integrated + 23.0) <= 0.5
+    assert info.audio is not None and (info.audio.codec, info.audio.rate) == ("pcm_s24le", 48000)
+    assert info.video is not None and info.video.codec == "prores"
+    assert video_packet_digest(result.path) == video_packet_digest(master)
+
+
+def test_a_film_without_sound_or_written_over_itself_is_refused(
+    films: dict[str, Path], tmp_path: Path
+) -> None:
+    mute = make_clip(tmp_path / "mute.mp4", frames=12, size=(64, 48), audio="none")
+    with pytest.raises(MediaError, match="has no audio stream: there is no mix to measure"):
+        correct_film_loudness(mute, tmp_path / "out.mp4", PROFILES["ebu-r128"])
+    with pytest.raises(MediaError, match="write the corrected film to a new path"):
+        correct_film_loudness(films["quiet_mix"], films["quiet_mix"], PROFILES["ebu-r128"])

@@ -7,7 +7,7 @@ resamples and breaks the AAC (see PRODUCTION_NOTES.md). The picture is stream-co
 
 The written file is measured again: the encoder and the limiter shift loudness and peaks a
 little, so the gain and the limiter's ceiling are corrected from that measurement and the
-audio re-encoded from the source (never from the previous attempt), up to three times.
+audio re-encoded from the source (never from the previous attempt), up to four times.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
 
 LIMITER_RATE = 4 * AUDIO_RATE
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
 # How close to the target a corrected film must land before it is left alone; tighter than
 # every profile's window so a second meter's rounding cannot push it out.
 LANDING_LU = 0.2
@@ -120,8 +120,14 @@ def _next_try(
     profile: DeliveryProfile,
     gain_db: float,
     ceiling: float | None,
+    previous: tuple[float, float] | None,
 ) -> tuple[float, float | None] | None:
-    """The gain and ceiling for another encode, or None when `after` has landed."""
+    """The gain and ceiling for another encode, or None when `after` has landed.
+
+    `previous` is the (gain, loudness) of the encode before, if any: under a limiter one
+    more dB of gain adds less than one dB of loudness, so the step is scaled by the slope
+    the last two encodes showed (a secant step).
+    """
     loudness, _ = profile_loudness(after, profile)
     allowed_peak = profile.true_peak_dbtp - PEAK_MARGIN_DB / 3
     miss = profile.target_lufs - loudness
@@ -132,7 +138,10 @@ def _next_try(
         # The encoder overshot the limiter (or a gain-only pass overshot the ceiling).
         start = ceiling if ceiling is not None else profile.true_peak_dbtp - PEAK_MARGIN_DB
         ceiling = start - over - 0.1
-    return gain_db + miss, ceiling
+    slope = 1.0
+    if previous is not None and abs(gain_db - previous[0]) > 0.01:
+        slope = min(1.0, max(0.2, (loudness - previous[1]) / (gain_db - previous[0])))
+    return gain_db + miss / slope, ceiling
 
 
 def correct_film_loudness(
@@ -148,14 +157,16 @@ def correct_film_loudness(
     A film already within the profile, or one that cannot be corrected (silent, or needing
     more gain than its noise floor allows), is copied unchanged and the reason given.
     """
+    if dest.resolve() == src.resolve():
+        # Every encode reads the untouched source; writing over it would compound the gain.
+        raise MediaError(f"write the corrected film to a new path, not over {src}")
     info = probe(src)
     if info.audio is None:
         raise MediaError(f"{src} has no audio stream: there is no mix to measure")
     before = measure_film(src, dialogue_regions=dialogue_regions)
     decision = plan_correction(before, profile)
     if not decision.changes_audio:
-        if dest.resolve() != src.resolve():
-            copy_atomic(src, dest)
+        copy_atomic(src, dest)
         return LoudnessResult(
             path=dest,
             profile=profile.name,
@@ -171,7 +182,8 @@ def correct_film_loudness(
     gain_db, ceiling = decision.gain_db, decision.limiter_ceiling_dbtp
     after = before
     encodes = 0
-    while encodes < MAX_ATTEMPTS:
+    previous: tuple[float, float] | None = None
+    while True:
         with atomic_output(dest) as tmp:
             run_ffmpeg(
                 correct_loudness_args(
@@ -185,9 +197,10 @@ def correct_film_loudness(
             )
         encodes += 1
         after = measure_film(dest, dialogue_regions=dialogue_regions)
-        retry = _next_try(after, profile, gain_db, ceiling)
-        if retry is None:
+        retry = _next_try(after, profile, gain_db, ceiling, previous)
+        if retry is None or encodes == MAX_ATTEMPTS:
             break
+        previous = (gain_db, profile_loudness(after, profile)[0])
         gain_db, ceiling = retry
     meets = meets_profile(after, profile)
     loudness, basis = profile_loudness(after, profile)
