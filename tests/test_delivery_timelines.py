@@ -7,9 +7,9 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 import pytest
+from tasks.film_plan import FilmPlan
 
 from tasks.deliver import build_timeline
-from tasks.film_plan import FilmPlan
 from tasks.naming import deliverable_name, sequence_number
 from tasks.timelines import edl_timeline, reel_name, write_timelines
 from tests.media_factory import make_clip, make_tone
