@@ -19,6 +19,7 @@ from tasks import media
 from tasks.deliver.tables import dialogue_rows, loudness_rows
 from tasks.dialogue.check import check_dialogue
 from tasks.dialogue.judge import DialoguePolicy, unchecked
+from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.errors import ReelflowError
 from tasks.normalize import normalize_sequence
 from tasks.plan.film import revise_sequence, with_sequences
@@ -63,6 +64,7 @@ class ChainRun:
         self.keyframe = start = keyframe
         for position, index in enumerate(chain.sequences):
             sequence, attempts = self.plan.sequences[index], []
+            heard: list[HeardRender] = []
             self.current = index
             while True:
                 rendered = await (self.ahead or self._render(sequence, start))
@@ -76,15 +78,18 @@ class ChainRun:
                         self.plan.sequences[chain.sequences[position + 1]], carry
                     )
                 verdict = await self._check(sequence, rendered, len(attempts) + 1)
+                heard.append(HeardRender(media_sha256=rendered.video.sha256, verdict=verdict))
+                verdict = stop_repeats(heard, self.policy)
                 attempts.append(
                     Attempt(seed=sequence.seed, frames=sequence.frames, verdict=verdict)
                 )
                 revised = self._revision(sequence, verdict, len(attempts))
-                if revised is None:
+                if revised is None or verdict.rerender is None:
                     break
+                change = verdict.rerender.describe(revised.seed, revised.frames - sequence.frames)
                 studio.events.stage(
-                    f"sequence {index}: {verdict.kind}; re-rendering longer "
-                    f"with a new seed (attempt {len(attempts) + 1})"
+                    f"sequence {index}: {verdict.kind}; re-rendering with {change} "
+                    f"(attempt {len(attempts) + 1})"
                 )
                 await cancel_render(self.ahead)
                 self.ahead, sequence = None, revised

@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 
 from tasks.dialogue.asr import EmbeddedTranscriber, Segment, Transcript, Word
 from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
+from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.dialogue.text_norm import normalize_text
+from tasks.dialogue.truncation import SegmentLevels, segment_levels
 from tasks.media import read_audio
 from tasks.plan.lint import required_seconds
-from tasks.schema.verdicts import ScriptedLine, SequenceVerdict
+from tasks.schema.verdicts import RerenderAdvice, ScriptedLine, SequenceVerdict
+from tests.data.dialogue_labels import clips
 from tests.media_factory import speech_wav
 
 RATE = 48000
@@ -85,15 +88,17 @@ def check(
     *,
     spans: list[tuple[float, float]] | None = None,
 ) -> SequenceVerdict:
+    """The check as the flow runs it: the transcript, and the sound levels at segment ends."""
     samples = read_audio(audio)
-    duration = len(samples) / RATE
+    spans = spans or [(0.0, len(samples) / RATE)]
     return check_sequence(
         [ScriptedLine(segment=i, character="EDDA", line=text) for i, text in enumerate(lines)],
         asr.transcribe(audio),
         silent=is_silent(samples, RATE),
         scene_descriptions=[DESCRIPTION],
         title=TITLE,
-        segment_spans=spans or [(0.0, duration)],
+        segment_spans=spans,
+        segment_levels=segment_levels(samples, RATE, spans),
     )
 
 
@@ -113,8 +118,9 @@ def test_a_line_cut_short_is_truncated_and_the_lost_words_are_named(
     asr: EmbeddedTranscriber, studio: Path
 ) -> None:
     spoken = voice(studio, LINE)
+    # The segment ends where the voice is cut, as a render cuts a line at its segment's end.
     cut = spoken[: int(len(spoken) * 0.6)]
-    verdict = check(asr, sequence(studio, "cut", 3.0, [(0.3, cut)]), [LINE])
+    verdict = check(asr, sequence(studio, "cut", 0.3 + len(cut) / RATE, [(0.3, cut)]), [LINE])
     line = verdict.lines[0]
     assert line.kind == "truncated"
     expected = normalize_text(LINE)
@@ -224,8 +230,14 @@ def said(text: str, *, start: float = 0.5, step: float = 0.4) -> Transcript:
     return Transcript(text=text, segments=[segment])
 
 
-def judge(lines: list[str], heard: Transcript, **options: object) -> SequenceVerdict:
-    spans = [(i * 6.0, (i + 1) * 6.0) for i in range(max(len(lines), 1))]
+def judge(
+    lines: list[str],
+    heard: Transcript,
+    *,
+    spans: list[tuple[float, float]] | None = None,
+    **options: object,
+) -> SequenceVerdict:
+    spans = spans or [(i * 6.0, (i + 1) * 6.0) for i in range(max(len(lines), 1))]
     return check_sequence(
         [ScriptedLine(segment=i, line=text) for i, text in enumerate(lines)],
         heard,
@@ -257,13 +269,76 @@ def test_normalized_text_normalizes_to_itself(text: str) -> None:
     assert normalize_text(" ".join(once)) == once
 
 
-def test_a_dropped_final_word_is_truncation_although_the_wer_looks_fine() -> None:
-    verdict = judge(
-        ["I have followed your light for 40 years"], said("I have followed your light for forty")
-    )
+def ends_at(heard: Transcript, room_s: float = 0.1) -> list[tuple[float, float]]:
+    """One segment that ends `room_s` after the last heard word: a line cut at the boundary."""
+    return [(0.0, heard.segments[-1].words[-1].end + room_s)]
+
+
+def test_a_dropped_final_word_at_the_boundary_is_truncation_although_the_wer_looks_fine() -> (
+    None
+):
+    heard = said("I have followed your light for forty")
+    verdict = judge(["I have followed your light for 40 years"], heard, spans=ends_at(heard))
     line = verdict.lines[0]
     assert line.wer is not None and line.wer < DialoguePolicy().max_ok_wer
     assert (line.kind, line.missing_words) == ("truncated", ["years"])
+    assert line.cut is not None and line.cut.gap_s == pytest.approx(0.1)
+
+
+def test_a_dropped_final_word_with_seconds_of_room_left_is_not_truncation() -> None:
+    # The speech stopped 2.7 s before the segment's end: a longer segment would change nothing.
+    verdict = judge(
+        ["I have followed your light for 40 years"], said("I have followed your light for forty")
+    )
+    assert (verdict.lines[0].kind, verdict.action) == ("ok", "keep")
+
+
+def test_a_misheard_compound_ending_well_before_the_boundary_is_not_truncation() -> None:
+    # The film in the report: "the bypass will hold" heard as "the bypass wheelfold".
+    verdict = judge(["The bypass will hold."], said("The bypass wheelfold."))
+    line = verdict.lines[0]
+    assert line.kind == "misheard"
+    assert (verdict.action, verdict.rerender) == ("keep_with_warning", None)
+    assert line.cut is not None and line.cut.tail_heard and line.cut.gap_s > 4
+
+
+def test_a_misheard_compound_near_the_boundary_is_heard_by_sound_not_lost() -> None:
+    # 0.3 s before the end a lost ending would count as cut; "wheelfold" sounds like the ending.
+    heard = said("The bypass wheelfold.")
+    verdict = judge(["The bypass will hold."], heard, spans=ends_at(heard, 0.3))
+    assert verdict.lines[0].kind == "misheard"
+    assert verdict.lines[0].cut is not None and verdict.lines[0].cut.tail_heard
+
+
+def test_a_line_ending_at_the_boundary_is_cut_unless_the_sound_there_is_quiet() -> None:
+    heard = said(LINE)
+    assert judge([LINE], heard, spans=ends_at(heard, 0.05)).lines[0].kind == "truncated"
+    quiet = SegmentLevels(tail_db=-64.0, speech_db=-20.0, floor_db=-66.0)
+    verdict = judge([LINE], heard, spans=ends_at(heard, 0.05), segment_levels=[quiet])
+    assert verdict.lines[0].kind == "ok"
+    assert verdict.lines[0].cut is not None and verdict.lines[0].cut.speech_at_end is False
+
+
+def test_a_lost_ending_near_the_boundary_is_cut_even_where_the_end_is_quiet() -> None:
+    # A cut in the pause before the last word leaves the end quiet and the word lost.
+    heard = said("Bring the lamp")
+    quiet = SegmentLevels(tail_db=-64.0, speech_db=-20.0, floor_db=-66.0)
+    verdict = judge(
+        ["Bring the lamp, Wilhelmina."], heard, spans=ends_at(heard, 0.2), segment_levels=[quiet]
+    )
+    assert (verdict.lines[0].kind, verdict.lines[0].missing_words) == ("truncated", ["wilhelmina"])
+
+
+def test_speech_at_the_segment_end_is_truncation_even_when_every_word_was_heard() -> None:
+    # Whisper completes a word whose last sound was cut; the sound at the boundary does not.
+    heard = said(LINE)
+    loud = SegmentLevels(tail_db=-24.0, speech_db=-20.0, floor_db=-66.0)
+    verdict = judge([LINE], heard, spans=ends_at(heard, 0.02), segment_levels=[loud])
+    line = verdict.lines[0]
+    assert (line.kind, line.missing_words) == ("truncated", [])
+    assert verdict.rerender is not None and verdict.rerender.segment_seconds == {
+        0: required_seconds(LINE, DialoguePolicy().duration_rule) + 1.0
+    }
 
 
 def test_a_misheard_last_word_is_not_truncation() -> None:
@@ -288,7 +363,8 @@ def test_words_unrelated_to_the_line_are_a_mismatch_and_rerendered() -> None:
 
 
 def test_the_production_notes_example_of_a_cut_line_is_truncated() -> None:
-    verdict = judge(["Make him follow you in"], said("Make of."))
+    heard = said("Make of.")
+    verdict = judge(["Make him follow you in"], heard, spans=ends_at(heard))
     assert verdict.lines[0].kind == "truncated"
     assert verdict.lines[0].missing_words == ["him", "follow", "you", "in"]
 
@@ -297,11 +373,13 @@ def test_each_line_of_a_sequence_is_judged_on_its_own() -> None:
     lines = ["Come inside, the wind is getting stronger", "Nobody comes to the island in November"]
     verdict = judge(lines, said("Come inside the wind is getting stronger"))
     assert [v.kind for v in verdict.lines] == ["ok", "missing"]
-    assert verdict.rerender is not None and verdict.rerender.segment_seconds == {}
+    # The missing line's 6 s segment is shorter than the rule's 9 s (7 words + 2 s): lengthen it.
+    assert verdict.rerender is not None and verdict.rerender.segment_seconds == {1: 9.0}
 
 
 def test_after_the_last_allowed_attempt_a_bad_render_is_kept_with_a_warning() -> None:
-    verdict = judge([LINE], said("Make him follow"), attempt=3)
+    heard = said("Make him follow")
+    verdict = judge([LINE], heard, spans=ends_at(heard), attempt=3)
     assert verdict.lines[0].kind == "truncated"
     assert (verdict.action, verdict.rerender) == ("keep_with_warning", None)
     assert "3 renders" in verdict.warnings[0]
@@ -334,3 +412,107 @@ def test_a_line_in_a_segment_without_a_span_is_refused() -> None:
             [ScriptedLine(segment=1, line=LINE)], said(LINE), silent=False,
             scene_descriptions=[], title=TITLE, segment_spans=[(0.0, 5.0)],
         )  # fmt: skip
+
+
+# Truncation on labelled renders: the simulator's voices cut (or not) at their segment's end.
+
+
+@pytest.mark.parametrize(
+    ("case_id", "kind"),
+    [
+        ("intact-hull-wheelfold", "misheard"),  # "will hold" heard as "wheel fold"
+        ("cut-knight-95", "truncated"),  # Whisper completes the cut word; the sound does not
+        ("cut-wilhelmina-pause", "truncated"),  # cut in a pause: the name is lost whole
+    ],
+)
+def test_labelled_renders_are_judged_on_the_sound_at_the_boundary(
+    asr: EmbeddedTranscriber, studio: Path, case_id: str, kind: str
+) -> None:
+    labels = clips.load_labels()
+    case = next(c for c in labels.cases if c.id == case_id)
+    audio = clips.render(case, labels.fps, studio / f"{case_id}.wav")
+    lines = [s.line for s in case.segments]
+    verdict = check(asr, audio, lines, spans=clips.spans(case, labels.fps))
+    assert verdict.lines[0].kind == kind
+    assert (verdict.action == "rerender") == (kind == "truncated")
+
+
+def tone(seconds: float, until: float) -> np.ndarray:
+    """A voice-level tone from 0.3 s to `until`, over faint noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    track = np.random.default_rng(3).normal(0, 1e-3, len(t))
+    track += np.where((t >= 0.3) & (t < until), 0.2 * np.sin(2 * np.pi * 220 * t), 0.0)
+    return track.astype(np.float32)
+
+
+def test_segment_levels_hear_speech_running_into_a_boundary_and_not_a_finished_one() -> None:
+    track = tone(4.0, until=2.0)
+    running, finished = segment_levels(track, RATE, [(0.0, 2.0), (2.0, 4.0)])
+    share = DialoguePolicy().cut_level_share
+    assert running.speech_at_end(share) is True
+    assert segment_levels(track, RATE, [(0.0, 2.3)])[0].speech_at_end(share) is False
+    # A segment with nothing above the floor cannot tell.
+    assert finished.speech_at_end(share) is None
+    assert running.floor_db == pytest.approx(-60.0, abs=2.0)
+
+
+def test_levels_for_other_segments_than_the_spans_are_refused() -> None:
+    with pytest.raises(ValueError, match="1 segment levels for 2 segments"):
+        judge(
+            [LINE, LINE], said(LINE),
+            segment_levels=[SegmentLevels(tail_db=-60, speech_db=-20, floor_db=-66)],
+        )  # fmt: skip
+
+
+# Re-rendering: what changes, and when to stop.
+
+
+def test_the_rerender_advice_names_the_new_seed_and_how_much_longer() -> None:
+    advice = RerenderAdvice(attempt=2, segment_seconds={0: 11.0})
+    assert advice.describe(123, 16) == "new seed 123; 16 frames longer"
+    assert advice.describe(123, 0) == "new seed 123; same length"
+
+
+def test_a_mismatched_line_is_lengthened_only_where_the_duration_rule_wants_more_room() -> None:
+    rule = required_seconds(LINE, DialoguePolicy().duration_rule)
+    short = judge([LINE], said("Potato kettle gravel."), spans=[(0.0, 3.0)])
+    assert (short.lines[0].kind, short.rerender is not None) == ("mismatch", True)
+    assert short.rerender is not None and short.rerender.segment_seconds == {0: rule}
+    roomy = judge([LINE], said("Potato kettle gravel."), spans=[(0.0, rule + 1.0)])
+    assert roomy.rerender is not None and roomy.rerender.segment_seconds == {}
+
+
+def cut_render(shift: float = 0.0) -> SequenceVerdict:
+    heard = said("Make him follow", start=0.5 + shift)
+    return judge([LINE], heard, spans=ends_at(heard))
+
+
+def test_a_rerender_that_sounds_the_same_as_the_one_before_stops_the_loop() -> None:
+    first, second = cut_render(), cut_render(shift=0.05)
+    assert first.action == second.action == "rerender"
+    renders = [HeardRender(media_sha256="a", verdict=first)]
+    assert stop_repeats(renders, DialoguePolicy()) == first  # a first render always may retry
+    renders.append(HeardRender(media_sha256="b", verdict=second))
+    stopped = stop_repeats(renders, DialoguePolicy())
+    assert (stopped.kind, stopped.action, stopped.rerender) == (
+        "truncated", "keep_with_warning", None,
+    )  # fmt: skip
+    assert "kept after 2 renders" in stopped.warnings[-1]
+    assert "sounded the same" in stopped.warnings[-1]
+
+
+def test_the_same_file_rendered_again_stops_the_loop_whatever_was_heard() -> None:
+    renders = [HeardRender(media_sha256="a", verdict=cut_render(shift=s)) for s in (0.0, 1.0)]
+    assert stop_repeats(renders, DialoguePolicy()).action == "keep_with_warning"
+
+
+def test_a_rerender_heard_differently_goes_on() -> None:
+    # Same words, but the line now ends half a second later: the longer segment changed it.
+    moved = [HeardRender(media_sha256=str(s), verdict=cut_render(shift=s)) for s in (0.0, 0.5)]
+    assert stop_repeats(moved, DialoguePolicy()).action == "rerender"
+    other = judge([LINE], said("Make him follow you"), spans=[(0.0, 2.05)])
+    reworded = [HeardRender(media_sha256="a", verdict=cut_render()), HeardRender(
+        media_sha256="b", verdict=other
+    )]  # fmt: skip
+    assert other.action == "rerender"
+    assert stop_repeats(reworded, DialoguePolicy()).action == "rerender"

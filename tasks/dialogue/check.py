@@ -8,6 +8,7 @@ from prefect import task
 
 from tasks import media
 from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
+from tasks.dialogue.truncation import segment_levels
 from tasks.media.encode import AUDIO_RATE
 from tasks.runtime.caching import content_key, keyed_by
 from tasks.runtime.studio import Studio
@@ -82,4 +83,5 @@ async def check_dialogue(
         segment_spans=segment_spans(sequence),
         attempt=attempt,
         policy=policy,
+        segment_levels=segment_levels(samples, AUDIO_RATE, segment_spans(sequence)),
     )

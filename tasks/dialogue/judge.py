@@ -16,11 +16,13 @@ from rapidfuzz.distance import Levenshtein
 
 from tasks.dialogue.asr import Segment, Transcript
 from tasks.dialogue.text_norm import STOPWORDS, normalize_text
+from tasks.dialogue.truncation import SegmentLevels, heard_through, sound_similarity, was_cut
 from tasks.media import integrated_loudness
 from tasks.plan.defaults import PlanRules, load_defaults
 from tasks.plan.lint import required_seconds
 from tasks.schema.verdicts import (
     Action,
+    CutEvidence,
     LineVerdict,
     RerenderAdvice,
     ScriptedLine,
@@ -63,7 +65,27 @@ class DialoguePolicy(BaseModel):
     max_misheard_wer: float = Field(
         default=0.6, description="up to this WER the words were spoken but misheard by ASR"
     )
-    word_match_ratio: float = Field(default=70.0, description="rapidfuzz ratio: misheard, not lost")
+    misheard_sound_similarity: float = Field(
+        default=0.65,
+        description="above max_misheard_wer, a line that sounds this alike (Metaphone keys, 0-1) "
+        "was spoken and misheard, not replaced",
+    )
+    running_margin_s: float = Field(
+        default=0.1, ge=0, description="without sound levels: a line's last heard word ending "
+        "this close to its segment's end was still being spoken there",
+    )  # fmt: skip
+    cut_margin_s: float = Field(
+        default=0.4, ge=0, description="a line whose last words went unheard and whose heard "
+        "words end this close to its segment's end lost them to the boundary",
+    )  # fmt: skip
+    cut_level_share: float = Field(
+        default=0.5, gt=0, le=1, description="a segment's end this far (in dB) from the noise "
+        "floor to the speech level is still speech",
+    )  # fmt: skip
+    same_audio_tolerance_s: float = Field(
+        default=0.15, ge=0, description="a re-render heard as the same words this close in time "
+        "sounds the same: stop re-rendering",
+    )  # fmt: skip
     scene_word_ratio: float = Field(default=80.0, description="rapidfuzz ratio: 'wave' ~ 'waves'")
     narration_min_overlap: float = 0.4
     min_unscripted_words: int = Field(default=3, description="fewer heard words are ASR junk")
@@ -73,18 +95,6 @@ class DialoguePolicy(BaseModel):
         default_factory=lambda: ["a film by", "presents", "directed by", "written by", "starring"]
     )
     mute_pad_s: float = 0.1
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def unchecked() -> SequenceVerdict:
@@ -151,21 +161,34 @@ def check_sequence(
     segment_spans: list[tuple[float, float]],
     attempt: int = 1,
     policy: DialoguePolicy | None = None,
+    segment_levels: list[SegmentLevels] | None = None,
 ) -> SequenceVerdict:
-    """Judge one rendered sequence; `attempt` counts its renders so far, this one included."""
+    """Judge one rendered sequence; `attempt` counts its renders so far, this one included.
+
+    `segment_levels` (from `tasks.truncation.segment_levels` on the sequence's samples) let
+    the sound at each segment's end decide whether a line was cut; without them the heard
+    words' times and endings decide alone.
+    """
     policy = policy or DialoguePolicy()
     for line in scripted:
         if line.segment >= len(segment_spans):
             raise ValueError(f"line {line.line!r} is in segment {line.segment}, which has no span")
+    if segment_levels is not None and len(segment_levels) != len(segment_spans):
+        raise ValueError(
+            f"{len(segment_levels)} segment levels for {len(segment_spans)} segments: measure "
+            "the levels over the same spans"
+        )
     heard = [] if silent else _heard_tokens(transcript)
     script_tokens = [t for line in scripted for t in normalize_text(line.line)]
     leak, heard = _split_title_leak(heard, title, script_tokens, policy)
     speech: list[SpeechVerdict] = [leak] if leak else []
     lines: list[LineVerdict] = []
     if scripted:
-        aligned, extras = _align(scripted, heard, segment_spans, policy)
+        aligned, extras = _align(scripted, heard, segment_spans)
+        levels = segment_levels or [None] * len(segment_spans)
         lines = [
-            _judge_line(line, h, m, policy) for line, (h, m) in zip(scripted, aligned, strict=True)
+            _judge_line(line, owned, segment_spans[line.segment], levels[line.segment], policy)
+            for line, owned in zip(scripted, aligned, strict=True)
         ]
         unscripted = [_judge_unscripted(e, scene_descriptions, policy, True) for e in extras]
     else:
@@ -211,12 +234,11 @@ def _align(
     scripted: list[ScriptedLine],
     heard: list[_Heard],
     spans: list[tuple[float, float]],
-    policy: DialoguePolicy,
-) -> tuple[list[tuple[list[_Heard], list[bool]]], list[list[_Heard]]]:
+) -> tuple[list[list[_Heard]], list[list[_Heard]]]:
     """Word-level alignment of the whole sequence against all its lines at once.
 
-    Returns, per line, the heard tokens it owns and which of its scripted words were
-    heard; plus runs of heard speech that belong to no line.
+    Returns, per line, the heard tokens it owns; plus runs of heard speech that belong to
+    no line.
     """
     owner: list[int] = []
     ref: list[str] = []
@@ -225,7 +247,6 @@ def _align(
         ref += tokens
         owner += [index] * len(tokens)
     hyp = [h.token for h in heard]
-    matched = [False] * len(ref)
     pair: dict[int, int] = {}  # heard index -> ref index it stands for
     inserted: dict[int, int] = {}  # heard index -> ref position it was inserted before
     for op in Levenshtein.opcodes(ref, hyp):
@@ -235,7 +256,6 @@ def _align(
                 range(op.src_start, op.src_end), range(op.dest_start, op.dest_end), strict=True
             ):
                 pair[j] = i
-                matched[i] = op.tag == "equal" or _similar(ref[i], hyp[j], policy)
         elif op.tag == "insert":
             for j in range(op.dest_start, op.dest_end):
                 inserted[j] = op.src_start
@@ -253,11 +273,7 @@ def _align(
                 extras.append([h])
         else:
             owned[home].append(h)
-    per_line = [
-        (owned[k], [m for m, o in zip(matched, owner, strict=True) if o == k])
-        for k in range(len(scripted))
-    ]
-    return per_line, extras
+    return owned, extras
 
 
 def _owner_of_insert(
@@ -278,44 +294,45 @@ def _owner_of_insert(
 
 
 def _judge_line(
-    line: ScriptedLine, heard: list[_Heard], matched: list[bool], policy: DialoguePolicy
+    line: ScriptedLine,
+    heard: list[_Heard],
+    span: tuple[float, float],
+    levels: SegmentLevels | None,
+    policy: DialoguePolicy,
 ) -> LineVerdict:
     expected = normalize_text(line.line)
-    wer = Levenshtein.distance(expected, [h.token for h in heard]) / len(expected)
-    last = max((i for i, m in enumerate(matched) if m), default=-1)
-    missing = expected[last + 1 :]
-    after_last = _heard_after(heard, expected[last], policy) if last >= 0 else len(heard)
-    prefix = matched[: last + 1]
+    tokens = [h.token for h in heard]
+    wer = Levenshtein.distance(expected, tokens) / len(expected)
     kind: VerdictKind
-    # WER misses a dropped final word, so the last scripted word is checked on its own:
-    # a cut line ends early (fewer heard words than missing ones), a misheard one does not.
+    cut, missing = None, []
     if not heard:
         kind, action = "missing", policy.on_missing
-    elif missing and after_last < len(missing) and last >= 0 and sum(prefix) >= len(prefix) / 2:
-        kind, action = "truncated", policy.on_truncated
-    elif wer <= policy.max_ok_wer:
-        kind, action, missing = "ok", "keep", []
-    elif wer <= policy.max_misheard_wer:
-        kind, action, missing = "misheard", policy.on_misheard, []
     else:
-        kind, action, missing = "mismatch", policy.on_mismatch, []
+        reached, _ = heard_through(expected, tokens)
+        missing = expected[reached:]
+        cut = CutEvidence(
+            gap_s=round(span[1] - heard[-1].end, 3),
+            speech_at_end=levels.speech_at_end(policy.cut_level_share) if levels else None,
+            tail_heard=not missing,
+        )
+        if was_cut(
+            cut, running_margin_s=policy.running_margin_s, lost_margin_s=policy.cut_margin_s
+        ):
+            kind, action = "truncated", policy.on_truncated
+        elif wer <= policy.max_ok_wer:
+            kind, action, missing = "ok", "keep", []
+        elif (
+            wer <= policy.max_misheard_wer
+            or sound_similarity(expected, tokens) >= policy.misheard_sound_similarity
+        ):
+            kind, action, missing = "misheard", policy.on_misheard, []
+        else:
+            kind, action, missing = "mismatch", policy.on_mismatch, []
     return LineVerdict(
         segment=line.segment, character=line.character, kind=kind, expected=line.line,
         heard=_text_of(heard), wer=round(wer, 3), missing_words=missing,
-        span=_span_of(heard) if heard else None, action=action,
+        span=_span_of(heard) if heard else None, cut=cut, action=action,
     )  # fmt: skip
-
-
-def _similar(a: str, b: str, policy: DialoguePolicy) -> bool:
-    return fuzz.ratio(a, b) >= policy.word_match_ratio
-
-
-def _heard_after(heard: list[_Heard], last_word: str, policy: DialoguePolicy) -> int:
-    """How many heard tokens follow the last occurrence of the last scripted word heard."""
-    for k in range(len(heard) - 1, -1, -1):
-        if _similar(heard[k].token, last_word, policy):
-            return len(heard) - 1 - k
-    return len(heard)
 
 
 def _judge_unscripted(
@@ -397,11 +414,17 @@ def _longer(
     spans: list[tuple[float, float]],
     policy: DialoguePolicy,
 ) -> dict[int, float]:
-    """Segments whose line was cut: the duration rule or their length, plus a margin."""
+    """Segments to lengthen: a cut line's by the duration rule or its length, plus a margin;
+    a missing or mismatched line's up to the duration rule where it has less room than that."""
     seconds: dict[int, float] = {}
     for verdict, line in zip(lines, scripted, strict=True):
+        start, end = spans[line.segment]
+        rule = required_seconds(line.line, policy.duration_rule)
         if verdict.kind == "truncated":
-            start, end = spans[line.segment]
-            needed = max(required_seconds(line.line, policy.duration_rule), end - start)
-            seconds[line.segment] = round(needed + policy.retry_margin_s, 2)
+            needed = max(rule, end - start) + policy.retry_margin_s
+        elif verdict.kind in ("missing", "mismatch") and end - start < rule:
+            needed = rule
+        else:
+            continue
+        seconds[line.segment] = max(seconds.get(line.segment, 0.0), round(needed, 2))
     return seconds

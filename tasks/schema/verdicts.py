@@ -38,6 +38,16 @@ class TimeRange(BaseModel):
     end: float
 
 
+class CutEvidence(BaseModel):
+    """What decides whether a line was cut by its segment's end."""
+
+    gap_s: float = Field(description="segment end minus the line's last heard word's end")
+    speech_at_end: bool | None = Field(
+        default=None, description="sound at the segment's end is speech; None: not measured"
+    )
+    tail_heard: bool = Field(description="the line's last words were heard (compared by sound)")
+
+
 class LineVerdict(BaseModel):
     """How one scripted line came out."""
 
@@ -49,6 +59,7 @@ class LineVerdict(BaseModel):
     wer: float | None
     missing_words: list[str] = Field(default_factory=list)
     span: TimeRange | None = None
+    cut: CutEvidence | None = None
     action: Action
 
 
@@ -65,11 +76,17 @@ class SpeechVerdict(BaseModel):
 
 
 class RerenderAdvice(BaseModel):
-    """How to render the sequence again: a new seed, and longer segments where lines were cut."""
+    """How to render the sequence again: a new seed, and longer segments where lines were cut
+    or have less room than the duration rule gives them."""
 
     attempt: int
     reroll_seed: bool = True
     segment_seconds: dict[int, float] = Field(default_factory=dict)
+
+    def describe(self, seed: int, added_frames: int) -> str:
+        """What the re-render changes, once the plan has applied this advice."""
+        length = f"{added_frames} frames longer" if added_frames > 0 else "same length"
+        return f"new seed {seed}; {length}"
 
 
 class SequenceVerdict(BaseModel):
