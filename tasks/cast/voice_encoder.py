@@ -86,6 +86,13 @@ class SpeakerEncoder:
             projection_bias=state["linear.bias"],
         )
 
+    @property
+    def parameter_bytes(self) -> int:
+        arrays = [self.projection, self.projection_bias]
+        for layer in self.layers:
+            arrays += [layer.input_weights, layer.hidden_weights, layer.bias]
+        return sum(array.nbytes for array in arrays)
+
     def embed_partials(self, partials: np.ndarray) -> np.ndarray:
         """(batch, frames, 40) mel power -> (batch, 256) embeddings of unit length."""
         activations = partials.astype(np.float32)
