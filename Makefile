@@ -24,6 +24,8 @@ $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
+	# The speaker-embedding weights only (its declared torch stack is not needed: see pyproject).
+	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime

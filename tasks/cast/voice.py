@@ -31,7 +31,7 @@ from tasks.cast.voice_features import (
 )
 from tasks.errors import ReelflowError
 from tasks.media import read_audio
-from tasks.store import file_sha256
+from tasks.runtime.store import file_sha256
 
 MODEL_PACKAGE = "resemblyzer"
 # The wheel's declared dependencies (torch, librosa, webrtcvad) are not used: only its
