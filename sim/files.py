@@ -24,12 +24,8 @@ _CONTENT_TYPES = {
 
 
 def _folders(request: web.Request) -> dict[str, Path]:
-    sim = request.app["sim"]
-    return {
-        "output": sim.output_dir,
-        "input": sim.input_dir,
-        "temp": sim.output_dir.parent / "temp",
-    }
+    folders = request.app["sim"].folders
+    return {"output": folders.output, "input": folders.input, "temp": folders.temp}
 
 
 def _inside(root: Path, path: Path) -> bool:

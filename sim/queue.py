@@ -14,9 +14,9 @@ import itertools
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from sim.folders import Folders
 from sim.graph import execution_order, plan_output
 from sim.hub import Hub
 from sim.jobs import Job, now_ms
@@ -59,12 +59,10 @@ class Stats:
 class GpuQueue:
     """Pending prompts, the running one, finished history, and the worker that runs them."""
 
-    def __init__(self, settings: SimSettings, hub: Hub, output_dir: Path, input_dir: Path) -> None:
+    def __init__(self, settings: SimSettings, hub: Hub, folders: Folders) -> None:
         self.settings = settings
         self.hub = hub
-        self.output_dir = output_dir
-        self.input_dir = input_dir
-        self.temp_dir = output_dir.parent / "temp"
+        self.folders = folders
         self.pending: list[tuple[float, int, Job]] = []
         self.jobs: dict[str, Job] = {}
         self.history: dict[str, Job] = {}
@@ -173,7 +171,7 @@ class GpuQueue:
         await self.hub.status(self.remaining)
         await self._message(job, "execution_start", {}, record=True)
         order = execution_order(job.prompt, job.outputs_to_execute)
-        signatures = {node: signature(job.prompt, node, self.input_dir) for node in order}
+        signatures = {node: signature(job.prompt, node, self.folders) for node in order}
         cached = [node for node in order if signatures[node] in self.cache]
         await self._message(job, "execution_cached", {"nodes": cached}, record=True)
         oom_node = None
@@ -299,9 +297,7 @@ class GpuQueue:
         )
         began = time.monotonic()
         work = asyncio.create_task(
-            asyncio.to_thread(
-                render_output, plan, self.output_dir, self.temp_dir, self.input_dir, voice_faults
-            )
+            asyncio.to_thread(render_output, plan, self.folders, voice_faults)
         )
         crash = faults.crash_mid_prompt_n == number
         sent = 0
