@@ -97,13 +97,17 @@ class Verdict:
 
 
 def _missing_class(node_id: str, node: Any, class_type: Any) -> dict[str, Any]:
-    meta = node.get("_meta") if isinstance(node, dict) else None
-    title = meta.get("title") if isinstance(meta, dict) else None
-    shown = title or f"ID #{node_id}"
+    meta = node.get("_meta", {}) if isinstance(node, dict) else {}
     if class_type is None:
-        message = f"Node '{shown}' has no class_type. The workflow may be corrupted or a custom node is missing."  # noqa: E501
+        title = meta.get("title")
+        message = (
+            f"Node '{title or f'ID #{node_id}'}' has no class_type. "
+            "The workflow may be corrupted or a custom node is missing."
+        )
     else:
-        message = f"Node '{shown}' not found. The custom node may not be installed."
+        # An untitled node is named by its class.
+        title = meta.get("title", class_type)
+        message = f"Node '{title}' not found. The custom node may not be installed."
     return _error(
         "missing_node_type",
         message,
