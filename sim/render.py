@@ -70,7 +70,8 @@ def next_counter(folder: Path, filename: str) -> int:
     return highest + 1
 
 
-def _split_prefix(prefix: str) -> tuple[str, str]:
+def split_prefix(prefix: str) -> tuple[str, str]:
+    """``"a/b/name"`` -> (``"a/b"``, ``"name"``); ComfyUI's default name when none is given."""
     subfolder, _, filename = prefix.replace("\\", "/").rpartition("/")
     return subfolder, filename or "ComfyUI"
 
@@ -110,7 +111,7 @@ def render_output(
     prefix = plan.filename_prefix
     if plan.temp:
         prefix += "_" + "".join(random.choices(string.ascii_lowercase, k=5))
-    subfolder, filename = _split_prefix(prefix)
+    subfolder, filename = split_prefix(prefix)
     folder = base / subfolder
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, filename)
@@ -126,10 +127,7 @@ def render_output(
         render_music(media, result.stage(folder / name))
         result.output = {"audio": [_item(name, subfolder, kind)]}
     else:
-        items = []
-        for index in range(media.batch):
-            name = f"{filename}_{counter + index:05}_.png"
-            render_still(media, result.stage(folder / name))
-            items.append(_item(name, subfolder, kind))
-        result.output = {"images": items}
+        name = f"{filename}_{counter:05}_.png"
+        render_still(media, result.stage(folder / name))
+        result.output = {"images": [_item(name, subfolder, kind)]}
     return result

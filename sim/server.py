@@ -204,6 +204,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sim.hub.sockets[sid] = socket
     try:
         await sim.hub.status(sim.queue.remaining, sid)
+        running = sim.queue.running
+        if running is not None and running.client_id == sid and sim.queue.current_node:
+            # A client that reconnects mid-run learns which node is executing; the rest
+            # of the run's events follow on this socket, as with ComfyUI.
+            await sim.hub.send("executing", {"node": sim.queue.current_node}, sid)
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
