@@ -163,6 +163,13 @@ def test_a_run_and_its_cached_rerun_send_the_captured_message_order(sim: Running
     assert [i["subfolder"] for i in images] == ["conformance", "conformance"]
     assert all(re.fullmatch(r"still_\d{5}_\.png", i["filename"]) for i in images)
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"]
+    # The execution timestamps clients bill GPU time from, shaped as the server keeps them.
+    captured = next(s for s in http_steps("06") if s["request"]["path"].startswith("/history/"))
+    (want,) = captured["response"]["body"]["json"].values()
+    shape = [(kind, sorted(data)) for kind, data in want["status"]["messages"]]
+    assert [(kind, sorted(data)) for kind, data in entry["status"]["messages"]] == shape
+    stamps = [data["timestamp"] for _, data in entry["status"]["messages"]]
+    assert stamps == sorted(stamps) and all(isinstance(t, int) for t in stamps)
     view = httpx.get(f"{sim.url}/view", params=images[0])
     assert view.headers["content-type"] == "image/png"
     _, rerun = run_prompt(sim.url, STILL, client_id="run07")
