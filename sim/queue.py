@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from sim.hub import Hub
 from sim.jobs import Job
 from sim.run import CachedNode, PromptRun
 from sim.settings import SimSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,6 +112,9 @@ class GpuQueue:
             self.stats.prompts_executed += 1
             try:
                 await PromptRun(self, job, self.stats.prompts_executed).execute()
+            except Exception:  # a simulator bug must not stop the worker for good
+                log.exception("simulator failed while running prompt %s", job.prompt_id)
+                job.status = "failed"
             finally:
                 self.running = None
                 self.history[job.prompt_id] = job

@@ -113,7 +113,10 @@ async def render_planned(run: PromptRun, node: str, plan: OutputPlan) -> dict[st
             await run.progress(node, done, PROGRESS_STEPS)
 
     await _hold(run, work, target, step, interruptible=True)
-    return work.result().commit()  # type: ignore[no-any-return]
+    try:
+        return work.result().commit()  # type: ignore[no-any-return]
+    except Exception as error:  # an animatic that cannot be encoded fails the prompt, not the GPU
+        raise NodeFailed(error, {}) from error
 
 
 def resolved_inputs(run: PromptRun, node: str) -> dict[str, Any]:
