@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
-from PIL import Image
 
 from sim.graph import ImageSpec, VideoSpec
 from sim.speech import SAMPLE_RATE, SoundtrackFaults, soundtrack
@@ -166,11 +165,7 @@ def still_args(spec: ImageSpec, text_file: Path, out: Path) -> list[str]:
 
 
 def render_still(spec: ImageSpec, out: Path) -> None:
-    """Write one PNG: a solid ``EmptyImage`` colour, or a seeded keyframe with its prompt."""
-    if spec.color is not None:
-        rgb = ((spec.color >> 16) & 255, (spec.color >> 8) & 255, spec.color & 255)
-        Image.new("RGB", (spec.width, spec.height), rgb).save(out)
-        return
+    """Write one PNG: a seeded keyframe with its prompt."""
     with tempfile.TemporaryDirectory(prefix="keyframe-") as scratch:
         text_file = Path(scratch) / "prompt.txt"
         font_px = max(10, spec.height // 22)

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sim import previews
+
 _CONTENT_TYPES = {
     ".mp4": "video/mp4",
     ".webm": "video/webm",
@@ -24,12 +26,8 @@ _CONTENT_TYPES = {
 
 
 def _folders(request: web.Request) -> dict[str, Path]:
-    sim = request.app["sim"]
-    return {
-        "output": sim.output_dir,
-        "input": sim.input_dir,
-        "temp": sim.output_dir.parent / "temp",
-    }
+    folders = request.app["sim"].folders
+    return {"output": folders.output, "input": folders.input, "temp": folders.temp}
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -37,18 +35,32 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 async def view(request: web.Request) -> web.StreamResponse:
-    filename = request.query.get("filename", "")
+    query = request.query
+    # "x.png [output]" names its folder itself, whatever the type says.
+    filename, annotated = request.app["sim"].folders.split(query.get("filename", ""))
     if not filename or filename.startswith("/") or ".." in filename:
         return web.Response(status=400)
-    root = _folders(request).get(request.query.get("type", "output"))
+    annotation = query.get("filename", "") != filename
+    root = annotated if annotation else _folders(request).get(query.get("type", "output"))
     if root is None:
         return web.Response(status=400)
-    folder = root / request.query.get("subfolder", "")
+    folder = root / query.get("subfolder", "")
     if not _inside(root, folder):
         return web.Response(status=403)
-    path = folder / filename
+    path = folder / os.path.basename(filename)
     if not path.is_file():
         return web.Response(status=404)
+    channel = query.get("channel", "")
+    converted = (
+        previews.preview(path, query["preview"], channel)
+        if "preview" in query
+        else previews.one_channel(path, channel or "rgba")
+    )
+    if converted is not None:
+        disposition = {"Content-Disposition": f'filename="{converted.filename}"'}
+        return web.Response(
+            body=converted.body, content_type=converted.content_type, headers=disposition
+        )
     kind = _CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
     headers = {"Content-Disposition": f'filename="{path.name}"'}
     if kind:

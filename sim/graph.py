@@ -62,8 +62,6 @@ class ImageSpec:
     height: int
     seed: int
     text: str
-    batch: int = 1
-    color: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,8 @@ class MusicSpec:
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """What one output node renders (``media`` None: runs, but writes nothing)."""
+    """What one output node of a model graph renders (``media`` None: not a model graph,
+    so its picture or sound is computed from the model-free nodes instead)."""
 
     node_id: str
     class_type: str
@@ -93,7 +92,7 @@ class OutputPlan:
         """Seconds of media the GPU generates (a model-made still counts as one)."""
         if isinstance(self.media, VideoSpec | MusicSpec):
             return self.media.seconds
-        if isinstance(self.media, ImageSpec) and self.media.color is None:
+        if isinstance(self.media, ImageSpec):
             return 1.0
         return 0.0
 
@@ -104,7 +103,7 @@ class OutputPlan:
             return "ltx"
         if isinstance(self.media, MusicSpec):
             return "ace_step"
-        if isinstance(self.media, ImageSpec) and self.media.color is None:
+        if isinstance(self.media, ImageSpec):
             return "image"
         return None
 
@@ -216,16 +215,6 @@ def _image(prompt: Prompt, ids: list[str]) -> ImageSpec | None:
             text = str(encoder.get("text", "")) if encoder else ""
         seed = int(sampler["seed"]) if sampler else 0
         return ImageSpec(int(latent["width"]), int(latent["height"]), seed, text)
-    empty = _find(prompt, ids, "EmptyImage")
-    if empty is not None:
-        return ImageSpec(
-            int(empty["width"]),
-            int(empty["height"]),
-            0,
-            "",
-            batch=int(empty.get("batch_size", 1)),
-            color=int(empty.get("color", 0)),
-        )
     return None
 
 
@@ -260,24 +249,3 @@ def plan_output(prompt: Prompt, node_id: str) -> OutputPlan:
         media = _music(prompt, ids, str(inputs.get("format", AUDIO_OUTPUTS[class_type])))
     temp = class_type in ("PreviewImage", "PreviewAudio")
     return OutputPlan(node_id, class_type, media, "ComfyUI_temp" if temp else prefix, temp)
-
-
-def execution_order(prompt: Prompt, outputs: list[str]) -> list[str]:
-    """Nodes needed by ``outputs`` in dependency order (inputs visited last-declared first)."""
-    order: list[str] = []
-
-    def visit(node_id: str) -> None:
-        if node_id in order or node_id not in prompt:
-            return
-        links = [
-            v[0]
-            for v in prompt[node_id].get("inputs", {}).values()
-            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
-        ]
-        for source in reversed(links):
-            visit(source)
-        order.append(node_id)
-
-    for output in outputs:
-        visit(output)
-    return order

@@ -17,16 +17,31 @@ def _queue(request: web.Request) -> GpuQueue:
     return request.app["sim"].queue  # type: ignore[no-any-return]
 
 
+def history_page(ids: list[str], max_items: int | None, offset: int | None) -> list[str]:
+    """Which entries ``GET /history`` returns, by ComfyUI's paging rules.
+
+    Without an offset the page is the newest ``max_items``; with one it starts there and
+    runs to the end or for ``max_items`` entries (of which it always holds at least one).
+    """
+    start = -1 if offset is None else offset
+    if start < 0 and max_items is not None:
+        start = len(ids) - max_items
+    page: list[str] = []
+    for index, prompt_id in enumerate(ids):
+        if index >= start:
+            page.append(prompt_id)
+            if max_items is not None and len(page) >= max_items:
+                break
+    return page
+
+
 async def get_history(request: web.Request) -> web.Response:
     history = _queue(request).history
-    ids = list(history)
-    if "max_items" in request.query:
-        limit = int(request.query["max_items"])
-        offset = int(request.query.get("offset", -1))
-        if offset < 0:
-            offset = max(0, len(ids) - limit)
-        ids = ids[offset : offset + limit]
-    return web.json_response({i: history[i].history_entry() for i in ids})
+    # A non-integer value raises, and the client gets aiohttp's 500, as from ComfyUI.
+    max_items = int(request.query["max_items"]) if "max_items" in request.query else None
+    offset = int(request.query["offset"]) if "offset" in request.query else None
+    page = history_page(list(history), max_items, offset)
+    return web.json_response({i: history[i].history_entry() for i in page})
 
 
 async def get_history_item(request: web.Request) -> web.Response:

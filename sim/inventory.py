@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tasks.comfyui.validate import declared_inputs, input_spec
+from sim.schema import declared_slots
 
 _HERE = Path(__file__).parent
 
@@ -145,8 +145,7 @@ def live_object_info(models: Mapping[str, list[str]], input_dir: Path) -> dict[s
 
 def _raw_spec(info: Mapping[str, Any], class_type: str, name: str) -> list[Any] | None:
     class_info = info.get(class_type)
-    if class_info is None or name not in declared_inputs(class_info):
+    slot = declared_slots(class_info).get(name) if class_info is not None else None
+    if class_info is None or slot is None:
         return None
-    found = input_spec(class_info, name)
-    assert found is not None
-    return class_info["input"][found[0]][name]  # type: ignore[no-any-return]
+    return class_info["input"][slot.category][name]  # type: ignore[no-any-return]

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from sim.animatic import render_still, render_video
+from sim.folders import Folders
 from sim.graph import MusicSpec, OutputPlan, VideoSpec
 from sim.music import render_music
 from sim.speech import SoundtrackFaults
 
-_ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]$")
 _LOADERS = {
     "LoadImage": "image",
     "LoadImageMask": "image",
@@ -31,16 +31,7 @@ _LOADERS = {
 }
 
 
-def resolve_input(input_dir: Path, name: str) -> Path | None:
-    """The uploaded file a loader's value names (``sub/x.png``, ``x.png [input]``), if inside."""
-    path = (input_dir / _ANNOTATION.sub("", name)).resolve()
-    root = input_dir.resolve()
-    if root not in path.parents or not path.is_file():
-        return None
-    return path
-
-
-def signature(prompt: Mapping[str, Mapping[str, Any]], node: str, input_dir: Path) -> str:
+def signature(prompt: Mapping[str, Mapping[str, Any]], node: str, folders: Folders) -> str:
     """A content hash of everything that determines ``node``'s result."""
     memo: dict[str, str] = {}
 
@@ -59,7 +50,7 @@ def signature(prompt: Mapping[str, Mapping[str, Any]], node: str, input_dir: Pat
                 parts.append([name, value])
         loader_input = _LOADERS.get(spec["class_type"])
         if loader_input is not None:
-            found = resolve_input(input_dir, str(spec.get("inputs", {}).get(loader_input, "")))
+            found = folders.resolve(str(spec.get("inputs", {}).get(loader_input, "")))
             parts.append(hashlib.sha256(found.read_bytes()).hexdigest() if found else None)
         memo[node_id] = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
         return memo[node_id]
@@ -79,7 +70,8 @@ def next_counter(folder: Path, filename: str) -> int:
     return highest + 1
 
 
-def _split_prefix(prefix: str) -> tuple[str, str]:
+def split_prefix(prefix: str) -> tuple[str, str]:
+    """``"a/b/name"`` -> (``"a/b"``, ``"name"``); ComfyUI's default name when none is given."""
     subfolder, _, filename = prefix.replace("\\", "/").rpartition("/")
     return subfolder, filename or "ComfyUI"
 
@@ -109,21 +101,17 @@ class Rendered:
 
 
 def render_output(
-    plan: OutputPlan,
-    output_dir: Path,
-    temp_dir: Path,
-    input_dir: Path,
-    faults: SoundtrackFaults | None = None,
+    plan: OutputPlan, folders: Folders, faults: SoundtrackFaults | None = None
 ) -> Rendered:
     """Render ``plan`` (its ``output`` is None when the node writes nothing)."""
     if plan.media is None:
         return Rendered(None)
-    base = temp_dir if plan.temp else output_dir
+    base = folders.temp if plan.temp else folders.output
     kind = "temp" if plan.temp else "output"
     prefix = plan.filename_prefix
     if plan.temp:
         prefix += "_" + "".join(random.choices(string.ascii_lowercase, k=5))
-    subfolder, filename = _split_prefix(prefix)
+    subfolder, filename = split_prefix(prefix)
     folder = base / subfolder
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, filename)
@@ -131,7 +119,7 @@ def render_output(
     result = Rendered(None)
     if isinstance(media, VideoSpec):
         name = f"{filename}_{counter:05}_.mp4"
-        start = resolve_input(input_dir, media.start_image) if media.start_image else None
+        start = folders.resolve(media.start_image) if media.start_image else None
         render_video(media, start, result.stage(folder / name), faults)
         result.output = {"images": [_item(name, subfolder, kind)], "animated": [True]}
     elif isinstance(media, MusicSpec):
@@ -139,10 +127,7 @@ def render_output(
         render_music(media, result.stage(folder / name))
         result.output = {"audio": [_item(name, subfolder, kind)]}
     else:
-        items = []
-        for index in range(media.batch):
-            name = f"{filename}_{counter + index:05}_.png"
-            render_still(media, result.stage(folder / name))
-            items.append(_item(name, subfolder, kind))
-        result.output = {"images": items}
+        name = f"{filename}_{counter:05}_.png"
+        render_still(media, result.stage(folder / name))
+        result.output = {"images": [_item(name, subfolder, kind)]}
     return result

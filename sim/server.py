@@ -15,13 +15,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from sim import files, history_routes
+from sim.folders import Folders
 from sim.hub import SERVER_FEATURES, Hub
 from sim.inventory import MODEL_FOLDERS, default_models, live_object_info
 from sim.jobs import Job, now_ms
 from sim.queue import GpuQueue
-from sim.render import resolve_input
 from sim.settings import Faults, SimSettings
-from tasks.comfyui.validate import check_submission, validate_prompt
+from sim.validation import request_error, validate_prompt
 
 EXTENSIONS_PATH = Path(__file__).parent / "catalogue" / "extensions.json"
 _TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
@@ -34,10 +34,11 @@ class Simulator:
         self.settings = settings
         self.output_dir = output_dir
         self.input_dir = input_dir
-        for folder in (output_dir, input_dir, output_dir.parent / "temp"):
+        self.folders = Folders.beside(output_dir, input_dir)
+        for folder in (self.folders.output, self.folders.input, self.folders.temp):
             folder.mkdir(parents=True, exist_ok=True)
         self.hub = Hub()
-        self.queue = GpuQueue(settings, self.hub, output_dir, input_dir)
+        self.queue = GpuQueue(settings, self.hub, self.folders)
         self.models = settings.models if settings.models is not None else default_models()
         self.number = 0
         self.failed_submits = 0
@@ -46,9 +47,9 @@ class Simulator:
         """``/object_info`` as this server would list it now."""
         return live_object_info(self.models, self.input_dir)
 
-    def input_exists(self, class_type: str, name: str) -> bool:
-        """The validator's file check: is a loader's file in the upload folder?"""
-        return resolve_input(self.input_dir, name) is not None
+    def file_exists(self, name: str) -> bool:
+        """The loaders' own check: does the (annotated) file exist on this server?"""
+        return self.folders.resolve(name) is not None
 
 
 def _sim(request: web.Request) -> Simulator:
@@ -63,28 +64,32 @@ async def post_prompt(request: web.Request) -> web.Response:
         return web.Response(status=faults.fail_submit_status, text=_TROUBLE)
     body = await request.json()  # malformed JSON -> aiohttp's own 500, as ComfyUI answers
     number: float | int
-    if "number" in body:
+    if isinstance(body, dict) and "number" in body:
         number = float(body["number"])
     else:
-        number = -sim.number if body.get("front") else sim.number
+        front = isinstance(body, dict) and body.get("front")
+        number = -sim.number if front else sim.number
         sim.number += 1
-    rejected = check_submission(body)
+    rejected = request_error(body)
     if rejected is not None:
         return web.json_response({"error": rejected, "node_errors": {}}, status=400)
     prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+    # Validation converts widget values in place; the converted prompt is what runs and
+    # what history shows, as on the real server.
+    prompt = body["prompt"]
     verdict = validate_prompt(
-        body["prompt"],
+        prompt,
         sim.object_info(),
-        partial_execution_targets=body.get("partial_execution_targets"),
-        input_file_exists=sim.input_exists,
+        targets=body.get("partial_execution_targets"),
+        file_exists=sim.file_exists,
     )
     if not verdict.ok:
-        return web.json_response(verdict.rejection_body(), status=400)
+        return web.json_response(verdict.body(), status=400)
     extra_data = dict(body.get("extra_data") or {})
     if "client_id" in body:
         extra_data["client_id"] = body["client_id"]
     extra_data["create_time"] = now_ms()
-    job = Job(number, prompt_id, body["prompt"], extra_data, verdict.outputs_to_execute)
+    job = Job(number, prompt_id, prompt, extra_data, verdict.outputs)
     await sim.queue.submit(job)
     answer = {"prompt_id": prompt_id, "number": number, "node_errors": verdict.node_errors}
     return web.json_response(answer)
@@ -199,6 +204,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sim.hub.sockets[sid] = socket
     try:
         await sim.hub.status(sim.queue.remaining, sid)
+        running = sim.queue.running
+        if running is not None and running.client_id == sid and sim.queue.current_node:
+            # A client that reconnects mid-run learns which node is executing; the rest
+            # of the run's events follow on this socket, as with ComfyUI.
+            await sim.hub.send("executing", {"node": sim.queue.current_node}, sid)
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue

@@ -47,6 +47,25 @@ class ModelLoadSeconds(BaseModel):
     image: float = Field(0.0, ge=0)
 
 
+class NodeCost(BaseModel):
+    """Time a model-free node holds the worker, in proportion to the work it does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(0.0, ge=0, description="Fixed seconds per execution.")
+    per_megapixel: float = Field(
+        0.0, ge=0, description="Seconds per million pixels it outputs (all frames)."
+    )
+    per_megasample: float = Field(
+        0.0, ge=0, description="Seconds per million audio samples it outputs (all channels)."
+    )
+
+
+def _default_node_costs() -> dict[str, NodeCost]:
+    # Capture 16: colour transfer of 150 frames of 512x512 runs for seconds on a CPU.
+    return {"ColorTransfer": NodeCost(per_megapixel=0.5)}
+
+
 class SimSettings(BaseModel):
     """Everything that shapes one simulator process."""
 
@@ -59,4 +78,16 @@ class SimSettings(BaseModel):
         None, description="Model folder -> file names; replaces sim/models.toml when set."
     )
     model_load_seconds: ModelLoadSeconds = Field(default_factory=ModelLoadSeconds)
+    model_free_cost: NodeCost = Field(
+        default_factory=lambda: NodeCost(per_megapixel=0.015, per_megasample=0.005),
+        description="Cost of every model-free node the simulator computes (capture 16: "
+        "an EmptyImage of 150 frames of 512x512 took 0.55 s).",
+    )
+    node_costs: dict[str, NodeCost] = Field(
+        default_factory=_default_node_costs, description="Per class_type overrides."
+    )
     faults: Faults = Field(default_factory=Faults)
+
+    def cost_of(self, class_type: str) -> NodeCost:
+        """The cost model of one node class."""
+        return self.node_costs.get(class_type, self.model_free_cost)

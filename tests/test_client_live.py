@@ -294,3 +294,26 @@ def test_two_cues_with_one_prefix_download_as_two_distinct_mp3s(
         with av.open(str(path)) as container:
             assert container.streams.audio and container.duration
             assert abs(container.duration / 1_000_000 - 4.0) < 0.5
+
+
+def test_execution_seconds_are_the_servers_and_queue_time_is_apart() -> None:
+    async def scenario(url: str) -> list[p.HistoryEntry]:
+        async with ComfyUIClient(url) as client:
+            first = asyncio.create_task(client.run(_sequence(None, seed=11)))
+            while not (await client.queue()).queue_running:
+                await asyncio.sleep(0.02)
+            # The second waits behind the first on the one GPU.
+            second = asyncio.create_task(client.run(_sequence(None, seed=12)))
+            return list(await asyncio.gather(first, second))
+
+    with _simulator(gpu_s=0.5) as running:  # about a second per sequence
+        entries = asyncio.run(scenario(running.url))
+        executions = {e["prompt_id"]: e for e in _stats(running)["executions"]}
+    for entry in entries:
+        recorded = executions[entry.prompt_id]
+        assert entry.execution_seconds is not None
+        assert abs(entry.execution_seconds - (recorded["end"] - recorded["start"])) <= 0.05
+    first, second = entries
+    assert first.execution_seconds is not None and second.queue_seconds is not None
+    # The second prompt's wait is most of the first one's run, and not part of its own.
+    assert second.queue_seconds >= first.execution_seconds * 0.7

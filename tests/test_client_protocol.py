@@ -130,6 +130,27 @@ def test_a_finished_image_run_lists_its_files_by_their_server_names() -> None:
     assert kinds[0] is p.Status and p.ExecutionSuccess in kinds and p.Executed in kinds
 
 
+def _history_entry(name: str) -> p.HistoryEntry:
+    """The first non-empty history entry a transcript fetched."""
+    steps = [s for s in _http_steps(_load(name)) if "/history/" in s["request"]["path"]]
+    entries = [_parse_body(s) for s in steps]
+    return next(e for e in entries if isinstance(e, p.HistoryEntry))
+
+
+def test_execution_and_queue_time_come_from_the_servers_own_timestamps() -> None:
+    # 15: accepted at ...849822, started at ...849824, failed at ...849879 (ms).
+    failed = _history_entry("15")
+    assert failed.execution_seconds == pytest.approx(0.055)
+    assert failed.queue_seconds == pytest.approx(0.002)
+    # 16: interrupted at ...851132 after starting at ...850201.
+    interrupted = _history_entry("16")
+    assert interrupted.execution_seconds == pytest.approx(0.931)
+    assert interrupted.queue_seconds == pytest.approx(0.001)
+    # Without its start message the server's figure is unknown, not zero.
+    assert p.HistoryEntry(prompt=[1, "x", {}, {}, []]).execution_seconds is None
+    assert p.HistoryEntry().queue_seconds is None
+
+
 def _history_files(name: str) -> dict[str, p.OutputFile]:
     entries = [
         _parse_body(s) for s in _http_steps(_load(name)) if "/history/" in s["request"]["path"]

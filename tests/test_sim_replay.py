@@ -16,11 +16,13 @@ from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tests.sim_helpers import (
     captured_types,
+    comparable_node_errors,
     http_steps,
     png_bytes,
     posted_prompts,
     relay_prompt,
     run_prompt,
+    stable,
     types_of,
     upload,
 )
@@ -161,6 +163,13 @@ def test_a_run_and_its_cached_rerun_send_the_captured_message_order(sim: Running
     assert [i["subfolder"] for i in images] == ["conformance", "conformance"]
     assert all(re.fullmatch(r"still_\d{5}_\.png", i["filename"]) for i in images)
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"]
+    # The execution timestamps clients bill GPU time from, shaped as the server keeps them.
+    captured = next(s for s in http_steps("06") if s["request"]["path"].startswith("/history/"))
+    (want,) = captured["response"]["body"]["json"].values()
+    shape = [(kind, sorted(data)) for kind, data in want["status"]["messages"]]
+    assert [(kind, sorted(data)) for kind, data in entry["status"]["messages"]] == shape
+    stamps = [data["timestamp"] for _, data in entry["status"]["messages"]]
+    assert stamps == sorted(stamps) and all(isinstance(t, int) for t in stamps)
     view = httpx.get(f"{sim.url}/view", params=images[0])
     assert view.headers["content-type"] == "image/png"
     _, rerun = run_prompt(sim.url, STILL, client_id="run07")
@@ -170,21 +179,30 @@ def test_a_run_and_its_cached_rerun_send_the_captured_message_order(sim: Running
     assert next(m for m in rerun if m["type"] == "executed")["data"]["output"]["images"] == images
 
 
-def test_every_captured_validation_error_is_rejected_with_the_same_type(
-    sim: RunningSimulator,
-) -> None:
-    upload(sim.url, "reelflow_start_frame.png", png_bytes(96, 64, (90, 120, 200)), overwrite="true")
-    for step in posted_prompts("13") + posted_prompts("25b") + posted_prompts("22")[1:]:
-        answer = _send(sim.url, step["request"])
+def _assert_captured_rejections(url: str, steps: list[dict[str, Any]]) -> None:
+    for step in steps:
+        answer = _send(url, step["request"])
         expected = step["response"]["body"]["json"]
-        assert answer.status_code == 400, step.get("note")
+        note = step.get("note", "")
+        assert answer.status_code == 400, note
         got = answer.json()
-        assert got["error"]["type"] == expected["error"]["type"]
-        assert got["node_errors"].keys() == expected["node_errors"].keys()
-        for node, entry in expected["node_errors"].items():
-            want = [e["type"] for e in entry["errors"]]
-            assert [e["type"] for e in got["node_errors"][node]["errors"]] == want
-    assert httpx.get(f"{sim.url}/queue").json() == {"queue_running": [], "queue_pending": []}
+        assert stable(got["error"]) == stable(expected["error"]), note
+        assert comparable_node_errors(got["node_errors"], note) == comparable_node_errors(
+            expected["node_errors"], note
+        ), note
+    assert httpx.get(f"{url}/queue").json() == {"queue_running": [], "queue_pending": []}
+
+
+def test_every_captured_validation_error_gets_the_captured_body() -> None:
+    # Captures 13 and 22 came from a server without model files: so does this one.
+    with start_simulator(SimSettings(gpu_seconds_per_output_second=0, models={})) as bare:
+        _assert_captured_rejections(bare.url, posted_prompts("13") + posted_prompts("22")[1:])
+
+
+def test_captured_relay_validation_errors_get_the_captured_body(sim: RunningSimulator) -> None:
+    # 25b ran with placeholder LTX files installed, like the simulator's default inventory.
+    upload(sim.url, "reelflow_start_frame.png", png_bytes(96, 64, (90, 120, 200)), overwrite="true")
+    _assert_captured_rejections(sim.url, posted_prompts("25b"))
 
 
 def test_a_partly_valid_prompt_runs_only_its_good_branch(sim: RunningSimulator) -> None:
@@ -330,87 +348,3 @@ def test_one_gpu_runs_prompts_one_at_a_time_and_the_queue_can_be_managed() -> No
         assert runs[0]["end"] <= runs[1]["start"]
         for run in runs:  # 25 frames at 24 fps x 1.5 GPU s per output second
             assert run["end"] - run["start"] >= 25 / 24 * 1.5 - 0.05
-
-
-def test_an_out_of_memory_fault_fails_the_nth_prompt_with_an_execution_error() -> None:
-    settings = SimSettings(gpu_seconds_per_output_second=0)
-    settings.faults.oom_on_prompt_n = 2
-    with start_simulator(settings) as faulty:
-        upload(faulty.url, "reelflow_start_frame.png", png_bytes(96, 64, (90, 120, 200)))
-        run_prompt(faulty.url, relay_prompt(seed=1))
-        answer, messages = run_prompt(faulty.url, relay_prompt(seed=2))
-        error = next(m for m in messages if m["type"] == "execution_error")["data"]
-        assert error["exception_type"] == "torch.OutOfMemoryError"
-        assert "out of memory" in error["exception_message"]
-        assert error["node_type"] == "SamplerCustomAdvanced"
-        prompt_id = answer.json()["prompt_id"]
-        entry = httpx.get(f"{faulty.url}/history/{prompt_id}").json()[prompt_id]
-        assert entry["status"]["status_str"] == "error"
-        assert httpx.get(f"{faulty.url}/api/jobs/{prompt_id}").json()["status"] == "failed"
-
-
-def test_submit_faults_answer_500_then_recover() -> None:
-    settings = SimSettings(gpu_seconds_per_output_second=0)
-    settings.faults.fail_submit_status = 500
-    settings.faults.fail_submit_count = 2
-    with start_simulator(settings) as faulty:
-        statuses = [
-            httpx.post(f"{faulty.url}/prompt", json={"prompt": STILL}).status_code for _ in range(3)
-        ]
-        assert statuses == [500, 500, 200]
-        httpx.post(
-            f"{faulty.url}/reelflow-sim/faults",
-            json={"fail_submit_status": 503, "fail_submit_count": 1},
-        )
-        assert httpx.post(f"{faulty.url}/prompt", json={"prompt": STILL}).status_code == 503
-
-
-def test_a_refusing_server_refuses_connections_then_answers() -> None:
-    settings = SimSettings()
-    settings.faults.refuse_connections_for_s = 2.0
-    with start_simulator(settings) as refusing:
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{refusing.url}/system_stats", timeout=1)
-        _wait_for(lambda: _answers(refusing.url), timeout=15)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/system_stats", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def test_a_crash_fault_kills_the_server_mid_prompt() -> None:
-    settings = SimSettings(gpu_seconds_per_output_second=2.0)
-    settings.faults.crash_mid_prompt_n = 1
-    with start_simulator(settings) as doomed:
-        upload(doomed.url, "reelflow_start_frame.png", png_bytes(96, 64, (90, 120, 200)))
-        assert (
-            httpx.post(f"{doomed.url}/prompt", json={"prompt": relay_prompt()}).status_code == 200
-        )
-        doomed.process.wait(timeout=20)
-        assert doomed.process.returncode != 0
-        # Nothing half-rendered under a real name: only a hidden partial file may remain.
-        assert not [p for p in doomed.output_dir.rglob("*.mp4") if not p.name.startswith(".")]
-
-
-def test_a_dropped_websocket_fault_closes_client_sockets_mid_prompt() -> None:
-    settings = SimSettings(gpu_seconds_per_output_second=2.0)
-    settings.faults.drop_ws_after_s = 0.3
-    with start_simulator(settings) as flaky:
-        upload(flaky.url, "reelflow_start_frame.png", png_bytes(96, 64, (90, 120, 200)))
-
-        async def watch() -> str:
-            url = flaky.url.replace("http://", "ws://") + "/ws?clientId=flaky"
-            async with websockets.connect(url) as socket:
-                await socket.recv()
-                body = {"prompt": relay_prompt(), "client_id": "flaky"}
-                assert httpx.post(f"{flaky.url}/prompt", json=body).status_code == 200
-                with pytest.raises(websockets.ConnectionClosed):
-                    while True:
-                        await asyncio.wait_for(socket.recv(), 10)
-                return "closed"
-
-        assert asyncio.run(watch()) == "closed"
-        assert httpx.get(f"{flaky.url}/queue").status_code == 200

@@ -1,34 +1,24 @@
-"""``validate_prompt`` answers every captured prompt the way ComfyUI 0.27.0 did."""
+"""Both validators answer every captured prompt the way ComfyUI 0.27.0 did.
+
+reelflow's preflight (``tasks.comfyui.validate``) and the simulator (``sim.validation``) are
+written apart; each must reproduce the real server's captured status and error bodies.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from sim import validation as sim_validation
 from sim.inventory import catalogue, default_models, live_object_info
 from tasks.comfyui.validate import check_submission, validate_prompt
-from tests.sim_helpers import posted_prompts
+from tests.sim_helpers import comparable_node_errors, posted_prompts, stable
 
-# Fields the conformance README lists as unstable between captures.
-VOLATILE = {"traceback"}
-
-
-def _stable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [_stable(v) for v in value]
-    return value
-
-
-def _node_errors_as_sets(node_errors: dict[str, Any]) -> dict[str, Any]:
-    out = _stable(node_errors)
-    for entry in out.values():
-        entry["dependent_outputs"] = sorted(entry["dependent_outputs"])
-    return out  # type: ignore[no-any-return]
+Answer = tuple[int, dict[str, Any]]
 
 
 def _object_info_for(fixture_name: str, tmp_path: Any) -> dict[str, Any]:
@@ -40,6 +30,42 @@ def _object_info_for(fixture_name: str, tmp_path: Any) -> dict[str, Any]:
 
 def _file_exists(class_type: str, name: str) -> bool:
     return not name.startswith("missing")
+
+
+def _client_answer(body: dict[str, Any], info: dict[str, Any]) -> Answer:
+    rejected = check_submission(body)
+    if rejected is not None:
+        return 400, {"error": rejected, "node_errors": {}}
+    verdict = validate_prompt(
+        body["prompt"],
+        info,
+        partial_execution_targets=body.get("partial_execution_targets"),
+        input_file_exists=_file_exists,
+    )
+    if verdict.ok:
+        return verdict.status_code, {"node_errors": verdict.node_errors}
+    return verdict.status_code, verdict.rejection_body()
+
+
+def _sim_answer(body: dict[str, Any], info: dict[str, Any]) -> Answer:
+    rejected = sim_validation.request_error(body)
+    if rejected is not None:
+        return 400, {"error": rejected, "node_errors": {}}
+    verdict = sim_validation.validate_prompt(
+        copy.deepcopy(body["prompt"]),
+        info,
+        targets=body.get("partial_execution_targets"),
+        file_exists=lambda name: not name.startswith("missing"),
+    )
+    if verdict.ok:
+        return 200, {"node_errors": verdict.node_errors}
+    return 400, verdict.body()
+
+
+IMPLEMENTATIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Answer]] = {
+    "client": _client_answer,
+    "sim": _sim_answer,
+}
 
 
 CASES = [
@@ -64,39 +90,21 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
 @pytest.mark.parametrize(
     ("name", "step"), CASES, ids=[f"{n}:{s.get('note', '')[:40]}" for n, s in CASES]
 )
 def test_validator_gives_the_captured_answer(
-    name: str, step: dict[str, Any], tmp_path: Any
+    name: str, step: dict[str, Any], implementation: str, tmp_path: Any
 ) -> None:
     body = step["request"]["json"]
     expected = step["response"]["body"]["json"]
-    rejected = check_submission(body)
-    if rejected is not None:
-        assert step["response"]["status"] == 400
-        assert {"error": rejected, "node_errors": {}} == expected
-        return
-    verdict = validate_prompt(
-        body["prompt"],
-        _object_info_for(name, tmp_path),
-        partial_execution_targets=body.get("partial_execution_targets"),
-        input_file_exists=_file_exists,
-    )
-    assert verdict.status_code == step["response"]["status"]
-    got_errors = _node_errors_as_sets(verdict.node_errors)
-    want_errors = _node_errors_as_sets(expected["node_errors"])
-    if "segment_lengths-as-json-array" in step.get("note", ""):
-        # Which downstream input reaches node 20 first differs between runs (README).
-        for errors in (got_errors, want_errors):
-            for error in errors["20"]["errors"]:
-                del error["extra_info"]["input_name"], error["extra_info"]["input_config"]
-                del error["extra_info"]["linked_node"]
-    assert got_errors == want_errors
-    if verdict.ok:
-        assert expected.get("error") is None
-    else:
-        assert _stable(verdict.error) == _stable(expected["error"])
+    status, answer = IMPLEMENTATIONS[implementation](body, _object_info_for(name, tmp_path))
+    assert status == step["response"]["status"]
+    note = step.get("note", "")
+    got_errors = comparable_node_errors(answer["node_errors"], note)
+    assert got_errors == comparable_node_errors(expected["node_errors"], note)
+    assert stable(answer.get("error")) == stable(expected.get("error"))
 
 
 def test_every_shipped_workflow_validates_against_the_sim_inventory(tmp_path: Any) -> None:

@@ -158,6 +158,38 @@ class HistoryEntry(_Open):
                 return data
         return None
 
+    def _stamp_ms(self, *message_types: str) -> int | None:
+        for kind in message_types:
+            stamp = (self.status_message(kind) or {}).get("timestamp")
+            if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                return int(stamp)
+        return None
+
+    @property
+    def execution_seconds(self) -> float | None:
+        """Seconds the server spent executing this prompt, by its own clock.
+
+        From the ``execution_start`` timestamp to the ``execution_success`` (or error, or
+        interrupt) one in ``status.messages``: time spent queued behind other prompts is
+        not in it. None when the server recorded no such pair.
+        """
+        start = self._stamp_ms("execution_start")
+        end = self._stamp_ms("execution_success", "execution_error", "execution_interrupted")
+        return None if start is None or end is None else (end - start) / 1000
+
+    @property
+    def queue_seconds(self) -> float | None:
+        """Seconds the prompt waited in the server's queue before it started executing.
+
+        From ``extra_data.create_time`` (set when the server accepted the prompt) to the
+        ``execution_start`` timestamp; None when either is missing.
+        """
+        extra = self.prompt[3] if len(self.prompt) > 3 and isinstance(self.prompt[3], dict) else {}
+        created, start = extra.get("create_time"), self._stamp_ms("execution_start")
+        if not isinstance(created, int | float) or start is None:
+            return None
+        return max(0.0, (start - created) / 1000)
+
 
 def parse_history(body: dict[str, Any], prompt_id: str) -> HistoryEntry | None:
     """The entry for ``prompt_id``, or None while the server has not recorded it."""

@@ -2,8 +2,8 @@
 
 This reproduces ComfyUI 0.27.0's own validator (error types, messages, ``extra_info``
 and the ``node_errors`` layout) as pure functions over dicts, so that reelflow's
-preflight can reject a template before any GPU time is spent, and so that the
-embedded simulator answers ``POST /prompt`` exactly like the real server.
+preflight can reject a template before any GPU time is spent. The simulator has its own,
+separately written validator (``sim/validation.py``); the tests hold both to the captures.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from tasks.comfyui.dynamic_inputs import unfolded_inputs
 
 InputFileExists = Callable[[str, str], bool]
 """``(class_type, file_name) -> bool``: does a loader node's input file exist?"""
@@ -161,17 +163,15 @@ class _Validator:
             errors: list[Error] = []
             valid = True
             file_input = FILE_CHECKED_INPUTS.get(node["class_type"], ("", ""))[0]
-            for name in declared_inputs(class_info):
-                found = input_spec(class_info, name)
-                assert found is not None
-                category, spec = found
+            for name, category, spec in unfolded_inputs(class_info, inputs):
                 if name not in inputs:
                     if category == "required":
+                        # A dotted slot is reported by its own name (``image0``).
                         errors.append(
                             _error(
                                 "required_input_missing",
                                 "Required input is missing",
-                                name,
+                                name.rsplit(".", 1)[-1],
                                 {"input_name": name},
                             )
                         )
