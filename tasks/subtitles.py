@@ -26,7 +26,7 @@ import webvtt
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ReelflowError
-from tasks.files import write_atomic
+from tasks.runtime.files import write_atomic
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio  # type: ignore[import-untyped]
 
 from tasks.errors import ReelflowError
-from tasks.files import write_atomic
+from tasks.runtime.files import write_atomic
 
 # key -> (OpenTimelineIO adapter, file suffix)
 TIMELINE_FORMATS: dict[str, tuple[str, str]] = {

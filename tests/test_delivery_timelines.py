@@ -7,10 +7,10 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 import pytest
-from tasks.film_plan import FilmPlan
 
-from tasks.deliver import build_timeline
+from tasks.deliver.folder import build_timeline
 from tasks.naming import deliverable_name, sequence_number
+from tasks.schema.film_plan import FilmPlan
 from tasks.timelines import edl_timeline, reel_name, write_timelines
 from tests.media_factory import make_clip, make_tone
 from tests.test_score import harbour_plan

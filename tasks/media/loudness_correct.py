@@ -19,7 +19,6 @@ from typing import Any
 import ffmpeg
 from pydantic import BaseModel, ConfigDict
 
-from tasks.files import copy_atomic
 from tasks.media.audio import read_audio
 from tasks.media.encode import AUDIO_AAC, AUDIO_RATE, FASTSTART
 from tasks.media.errors import MediaError
@@ -35,6 +34,7 @@ from tasks.media.loudness import (
 )
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
+from tasks.runtime.files import copy_atomic
 
 LIMITER_RATE = 4 * AUDIO_RATE
 MAX_ATTEMPTS = 4
