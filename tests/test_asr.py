@@ -144,7 +144,7 @@ def test_embedded_model_works_with_no_hub_cache_and_no_network(
     }
     env.pop("HF_HUB_OFFLINE", None)
     code = (
-        "import sys; from pathlib import Path; from tasks.asr import EmbeddedTranscriber; "
+        "import sys; from pathlib import Path; from tasks.dialogue.asr import EmbeddedTranscriber; "
         "print(EmbeddedTranscriber().transcribe(Path(sys.argv[1])).text)"
     )
     done = subprocess.run(

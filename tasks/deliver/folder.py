@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import tempfile
 from collections.abc import Collection, Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import Any
 
 import opentimelineio as otio  # type: ignore[import-untyped]
 from prefect.artifacts import acreate_markdown_artifact
@@ -31,6 +29,16 @@ from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan, Sequence
 from tasks.schema.outcomes import Deliverables, FilmFile, Footage, RenderedSequence, ScoreResult
+from tasks.schema.record import (
+    CacheHits,
+    CueEntry,
+    FilmEntry,
+    GpuEntry,
+    KeyframeEntry,
+    Manifest,
+    SequenceEntry,
+    TemplateEntry,
+)
 from tasks.schema.refs import MediaRef
 
 REPORT_ARTIFACT_KEY = "film-report"
@@ -130,7 +138,7 @@ async def write_film_folder(
     )
     manifest_file = folder / "manifest.json"
     await asyncio.to_thread(
-        write_atomic, manifest_file, json.dumps(manifest, indent=2).encode("utf-8")
+        write_atomic, manifest_file, manifest.model_dump_json(indent=2).encode("utf-8")
     )
     delivered = Deliverables(
         folder=folder,
@@ -142,6 +150,7 @@ async def write_film_folder(
         timeline=timeline,
         contact_sheet=sheet,
         manifest=manifest_file,
+        record=manifest,
         report=folder / "report.md",
     )
     report = report_markdown(plan, film, delivered, manifest, relative_to=folder)
@@ -267,73 +276,75 @@ def manifest_document(
     animatic: bool,
     timings: Mapping[str, float],
     cached_sequences: set[int],
-) -> dict[str, Any]:
-    """Everything needed to reproduce or audit the film, as plain JSON."""
+) -> Manifest:
+    """Everything needed to reproduce or audit the film."""
     cues = score.renders if score is not None else ()
-    return {
-        "title": plan.title,
-        "animatic": animatic,
-        "mode": plan.mode,
-        "film": {
-            "file": film_path(Path(), plan.title).name,
-            "master": master_path(film_path(Path(), plan.title)).name if film.master else None,
-            "duration_s": round(film.duration_s, 3),
-            "transitions": film.transitions,
-            "score_gain": film.score_gain,
-        },
-        "servers": [server.url for server in studio.servers],
-        "templates": {
-            kind.value: {"file": workflow.name, "sha256": workflow.template_hash}
+    return Manifest(
+        title=plan.title,
+        animatic=animatic,
+        mode=plan.mode,
+        film=FilmEntry(
+            file=film_path(Path(), plan.title).name,
+            master=master_path(film_path(Path(), plan.title)).name if film.master else None,
+            duration_s=round(film.duration_s, 3),
+            transitions=film.transitions,
+            score_gain=film.score_gain,
+        ),
+        servers=[server.url for server in studio.servers],
+        templates={
+            kind.value: TemplateEntry(file=workflow.name, sha256=workflow.template_hash)
             for kind, workflow in studio.templates.items()
         },
-        "models": studio.models.model_dump(mode="json"),
-        "keyframes": [
-            {"chain": c.index, "seed": c.keyframe.seed, "source_image": c.keyframe.source_image}
+        models=studio.models.model_dump(mode="json"),
+        keyframes=[
+            KeyframeEntry(
+                chain=c.index, seed=c.keyframe.seed, source_image=c.keyframe.source_image
+            )
             for c in plan.chains
         ],
-        "sequences": [
-            {
-                "index": r.index,
-                "seed": r.seed,
-                "frames": r.frames,
-                "seconds": r.seconds,
-                "server": r.server,
-                "gpu_seconds": round(r.gpu_seconds, 3),
-                "cached": r.index in cached_sequences,
-                "sha256": r.video.sha256,
-            }
+        sequences=[
+            SequenceEntry(
+                index=r.index,
+                seed=r.seed,
+                frames=r.frames,
+                seconds=r.seconds,
+                server=r.server,
+                gpu_seconds=round(r.gpu_seconds, 3),
+                cached=r.index in cached_sequences,
+                sha256=r.video.sha256,
+            )
             for r in renders
         ],
-        "score_source": plan.score_source,
-        "cues": [
-            {
+        score_source=plan.score_source,
+        cues=[
+            CueEntry(
                 **cue.model_dump(include={"index", "seed", "start_s", "zone_s", "tail_s"}),
-                "section": cue.section,
-                "server": rendered.server,
-                "gpu_seconds": round(rendered.gpu_seconds, 3),
-                "cached": rendered.cached,
-                "sha256": rendered.audio.sha256,
-            }
+                section=cue.section,
+                server=rendered.server,
+                gpu_seconds=round(rendered.gpu_seconds, 3),
+                cached=rendered.cached,
+                sha256=rendered.audio.sha256,
+            )
             for cue, rendered in zip(score.cues if score else (), cues, strict=True)
         ],
-        "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},
-        "gpu": {
-            "prompts": studio.stats.prompts,
-            "gpu_seconds": round(studio.stats.gpu_seconds, 3),
-            "per_server": dict(studio.stats.per_server),
-        },
-        "cache_hits": {
-            "sequences": len(cached_sequences),
-            "cues": sum(1 for rendered in cues if rendered.cached),
-        },
-    }
+        timings_s={stage: round(seconds, 3) for stage, seconds in timings.items()},
+        gpu=GpuEntry(
+            prompts=studio.stats.prompts,
+            gpu_seconds=round(studio.stats.gpu_seconds, 3),
+            per_server=dict(studio.stats.per_server),
+        ),
+        cache_hits=CacheHits(
+            sequences=len(cached_sequences),
+            cues=sum(1 for rendered in cues if rendered.cached),
+        ),
+    )
 
 
 def report_markdown(
     plan: FilmPlan,
     film: FilmFile,
     delivered: Deliverables,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     *,
     relative_to: Path | None,
 ) -> str:
@@ -345,7 +356,7 @@ def report_markdown(
 
     banner = (
         "> **Animatic**: rendered by the embedded simulator, not by a GPU model.\n\n"
-        if manifest["animatic"]
+        if manifest.animatic
         else ""
     )
     links = [link("Film", delivered.film)]
@@ -359,15 +370,15 @@ def report_markdown(
         link("Manifest", delivered.manifest),
         *(link(f"Sequence {n}", path) for n, path in enumerate(delivered.sequences)),
     ]
-    hits = manifest["cache_hits"]
-    timings = ", ".join(f"{stage} {s:.1f} s" for stage, s in manifest["timings_s"].items())
+    hits = manifest.cache_hits
+    timings = ", ".join(f"{stage} {s:.1f} s" for stage, s in manifest.timings_s.items())
     return (
         f"# {plan.title}\n\n{banner}"
         f"{film.duration_s:.2f} s, {len(plan.sequences)} sequences joined by "
         f"{'hard cuts' if film.transitions == 'cut' else 'dissolves'}, "
-        f"{len(manifest['cues'])} score cues ({plan.score_source} score) at "
+        f"{len(manifest.cues)} score cues ({plan.score_source} score) at "
         f"{film.score_gain:g} under the dialogue.\n\n"
-        f"GPU: {manifest['gpu']['prompts']} prompts, {manifest['gpu']['gpu_seconds']:.1f} s; "
-        f"from cache: {hits['sequences']} sequences, {hits['cues']} cues.\n"
+        f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
+        f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
         f"Timings: {timings or 'not recorded'}.\n\n" + "\n".join(links) + "\n"
     )

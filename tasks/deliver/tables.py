@@ -1,63 +1,66 @@
-"""What a finished run reports: dialogue verdicts and loudness, as rows for tables."""
+"""What a finished run reports as tables: dialogue verdicts and loudness, per sequence.
+
+One reading of the outcomes for every reader: the CLI's end report, the Prefect table
+artifacts and the dailies page.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tasks.schema.outcomes import ChainOutcome, SequenceResult
+from tasks.schema.verdicts import SequenceVerdict
+
+ACTION_WORDS = {
+    "keep": "kept",
+    "keep_with_warning": "kept with a warning",
+    "rerender": "re-render asked, attempts used up",
+    "mute_sequence": "muted",
+    "mute_range": "muted in part",
+}
+"""What the final attempt's action means once the film is cut (no action is still pending)."""
 
 
-def _results(outcomes: Iterable[ChainOutcome]) -> list[SequenceResult]:
+class HeardLine(NamedTuple):
+    """One row of a dialogue table: who, what the script says, what was heard, and the call."""
+
+    character: str
+    expected: str
+    heard: str
+    verdict: str
+    action: str
+
+
+def heard_lines(verdict: SequenceVerdict) -> list[HeardLine]:
+    """A verdict's rows: each scripted line, each unscripted stretch, or the whole sequence."""
+    rows = [HeardLine(v.character, v.expected, v.heard, v.kind, v.action) for v in verdict.lines]
+    rows += [
+        HeardLine("(unscripted)", s.expected, s.heard, s.kind, s.action) for s in verdict.speech
+    ]
+    if not rows:
+        rows.append(HeardLine("", "", verdict.heard, verdict.kind, verdict.action))
+    return rows
+
+
+def final_action(action: str) -> str:
+    """An attempt's action as it stands in the delivered film."""
+    return ACTION_WORDS.get(action, action)
+
+
+def in_order(outcomes: Iterable[ChainOutcome]) -> list[SequenceResult]:
     return sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
 
 
 def dialogue_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
     """Per line and attempt: expected vs heard, the verdict and what was done about it."""
-    rows = []
-    for result in _results(outcomes):
-        for number, attempt in enumerate(result.attempts, start=1):
-            verdict = attempt.verdict
-            for line in verdict.lines:
-                rows.append(
-                    {
-                        "sequence": result.sequence.index,
-                        "attempt": number,
-                        "seed": attempt.seed,
-                        "character": line.character,
-                        "expected": line.expected,
-                        "heard": line.heard,
-                        "verdict": line.kind,
-                        "action": line.action,
-                    }
-                )
-            for speech in verdict.speech:
-                rows.append(
-                    {
-                        "sequence": result.sequence.index,
-                        "attempt": number,
-                        "seed": attempt.seed,
-                        "character": "(unscripted)",
-                        "expected": speech.expected,
-                        "heard": speech.heard,
-                        "verdict": speech.kind,
-                        "action": speech.action,
-                    }
-                )
-            if not verdict.lines and not verdict.speech:
-                rows.append(
-                    {
-                        "sequence": result.sequence.index,
-                        "attempt": number,
-                        "seed": attempt.seed,
-                        "character": "",
-                        "expected": "",
-                        "heard": verdict.heard,
-                        "verdict": verdict.kind,
-                        "action": verdict.action,
-                    }
-                )
-    return rows
+    return [
+        {"sequence": result.sequence.index, "attempt": number, "seed": attempt.seed}
+        | line._asdict()
+        for result in in_order(outcomes)
+        for number, attempt in enumerate(result.attempts, start=1)
+        for line in heard_lines(attempt.verdict)
+    ]
 
 
 def loudness_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
@@ -72,13 +75,13 @@ def loudness_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
             "edits": "; ".join(r.finished.edits) or "none",
             "note": r.finished.gain_reason,
         }
-        for r in _results(outcomes)
+        for r in in_order(outcomes)
     ]
 
 
 def warnings_of(outcomes: Iterable[ChainOutcome]) -> list[str]:
     return [
         f"sequence {r.sequence.index}: {warning}"
-        for r in _results(outcomes)
+        for r in in_order(outcomes)
         for warning in r.attempts[-1].verdict.warnings
     ]

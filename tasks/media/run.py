@@ -59,7 +59,7 @@ def run_ffprobe(path: Path, args: Sequence[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def atomic_output(dest: Path) -> Iterator[Path]:
-    """`tasks.files.atomic_path` for ffmpeg outputs, with a full disk named as such."""
+    """`tasks.runtime.files.atomic_path` for ffmpeg outputs, with a full disk named as such."""
     try:
         with atomic_path(dest) as tmp:
             yield tmp

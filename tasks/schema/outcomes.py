@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from tasks.media.frames import Drift
 from tasks.runtime.schedule.policy import ScheduleReport
 from tasks.schema.film_plan import Cue, FilmPlan, Sequence
+from tasks.schema.record import Manifest
 from tasks.schema.refs import MediaRef
 from tasks.schema.verdicts import SequenceVerdict
 
@@ -199,6 +200,7 @@ class Deliverables(BaseModel):
     timeline: Path
     contact_sheet: Path
     manifest: Path
+    record: Manifest
     report: Path
 
 

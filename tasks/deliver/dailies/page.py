@@ -16,14 +16,13 @@ def _e(value: object) -> str:
 
 
 def _header(view: FilmView) -> str:
-    gpu = view.manifest.get("gpu", {})
-    hits = view.manifest.get("cache_hits", {})
+    gpu, hits = view.record.gpu, view.record.cache_hits
     facts = [
         f"{clock(view.duration_s)} ({view.duration_s:.2f} s)",
         f"{len(view.sequences)} sequences",
         f"{len(view.cues)} score cues",
-        f"{gpu.get('prompts', 0)} prompts, {gpu.get('gpu_seconds', 0.0):.1f} GPU s",
-        f"from cache: {hits.get('sequences', 0)} sequences, {hits.get('cues', 0)} cues",
+        f"{gpu.prompts} prompts, {gpu.gpu_seconds:.1f} GPU s",
+        f"from cache: {hits.sequences} sequences, {hits.cues} cues",
     ]
     banner = (
         "<p class='animatic'><b>Animatic.</b> Rendered by the embedded simulator: placeholder "

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any
 
 from tasks.deliver.dailies.views import SequenceView, clock, tone
+from tasks.deliver.tables import heard_lines
+from tasks.schema.verdicts import SequenceVerdict
 
 
 def _e(value: object) -> str:
@@ -60,15 +61,15 @@ def _scenes(view: SequenceView) -> str:
     return f"<h4>Scenes</h4><ol class='scenes'>{items}</ol>"
 
 
-def _dialogue_table(rows: list[dict[str, Any]]) -> str:
+def _dialogue_table(verdict: SequenceVerdict) -> str:
     body = "".join(
         "<tr>"
-        f"<td>{_e(row['character'])}</td><td>{_e(row['expected'])}</td>"
-        f"<td>{_e(row['heard']) or '<i>nothing</i>'}</td>"
-        f"<td><span class='badge {tone(row['verdict'])}'>{_e(row['verdict'])}</span></td>"
-        f"<td>{_e(row['action'])}</td>"
+        f"<td>{_e(row.character)}</td><td>{_e(row.expected)}</td>"
+        f"<td>{_e(row.heard) or '<i>nothing</i>'}</td>"
+        f"<td><span class='badge {tone(row.verdict)}'>{_e(row.verdict)}</span></td>"
+        f"<td>{_e(row.action)}</td>"
         "</tr>"
-        for row in rows
+        for row in heard_lines(verdict)
     )
     return (
         "<table class='dialogue'><thead><tr><th>who</th><th>scripted</th><th>heard</th>"
@@ -78,10 +79,9 @@ def _dialogue_table(rows: list[dict[str, Any]]) -> str:
 
 def _dialogue(view: SequenceView) -> str:
     attempts = view.result.attempts
-    final = view.dialogue.get(len(attempts), [])
     parts = [
         f"<h4>Dialogue</h4><p class='action-taken'>Action taken: <b>{_e(view.action)}</b></p>",
-        _dialogue_table(final),
+        _dialogue_table(attempts[-1].verdict),
     ]
     for warning in attempts[-1].verdict.warnings:
         parts.append(f"<p class='hint'>⚠ {_e(warning)}</p>")
@@ -95,8 +95,8 @@ def _dialogue(view: SequenceView) -> str:
             for number, a in enumerate(attempts, start=1)
         )
         earlier = "".join(
-            f"<p class='hint'>attempt {number}</p>{_dialogue_table(view.dialogue.get(number, []))}"
-            for number in range(1, len(attempts))
+            f"<p class='hint'>attempt {number}</p>{_dialogue_table(attempt.verdict)}"
+            for number, attempt in enumerate(attempts[:-1], start=1)
         )
         parts.append(
             f"<details class='attempts' open><summary>Attempt history: {len(attempts)} renders"
@@ -109,12 +109,14 @@ def _dialogue(view: SequenceView) -> str:
 
 
 def _loudness(view: SequenceView) -> str:
-    row = view.loudness
+    done = view.result.finished
+    before, after = done.before.integrated_lufs, done.after.integrated_lufs
     return (
         f"<h4>Loudness</h4><img class='chart' src='{view.loudness_chart}' "
-        f"alt='loudness before {row['before_lufs']} LUFS, after {row['after_lufs']} LUFS'>"
-        f"<p class='hint'>gain {row['gain_db']:+.1f} dB · true peak "
-        f"{row['true_peak_dbtp']:.1f} dBTP · edits: {_e(row['edits'])} · {_e(row['note'])}</p>"
+        f"alt='loudness before {before:.1f} LUFS, after {after:.1f} LUFS'>"
+        f"<p class='hint'>gain {done.gain_db:+.1f} dB · true peak "
+        f"{done.after.true_peak_dbtp:.1f} dBTP · edits: {_e('; '.join(done.edits) or 'none')} · "
+        f"{_e(done.gain_reason)}</p>"
     )
 
 

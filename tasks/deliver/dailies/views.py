@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from tasks.deliver.dailies.commands import Rerender
+from tasks.deliver.tables import final_action
 from tasks.schema.film_plan import Change, Cue, LintWarning
 from tasks.schema.outcomes import CarriedFrame, SequenceResult
+from tasks.schema.record import Manifest
 
-# Where each verdict kind and action sits on the page's traffic light.
+# Where each verdict kind sits on the page's traffic light.
 GOOD_KINDS = frozenset({"ok", "narration", "silent"})
 WARN_KINDS = frozenset({"misheard", "title_leak"})
-ACTION_WORDS = {
-    "keep": "kept",
-    "keep_with_warning": "kept with a warning",
-    "rerender": "re-render asked, attempts used up",
-    "mute_sequence": "muted",
-    "mute_range": "muted in part",
-}
 
 
 def relative_url(path: Path, folder: Path) -> str:
@@ -51,8 +44,6 @@ class SequenceView:
     loudness_chart: str
     cached: bool | None
     carried: CarriedFrame | None
-    dialogue: dict[int, list[dict[str, Any]]]
-    loudness: dict[str, Any]
     rerender: Rerender
 
     @property
@@ -66,7 +57,7 @@ class SequenceView:
     @property
     def action(self) -> str:
         """What was done about the dialogue, in words, re-renders first."""
-        final = ACTION_WORDS[self.result.attempts[-1].verdict.action]
+        final = final_action(self.result.attempts[-1].verdict.action)
         renders = len(self.result.attempts)
         if renders == 1:
             return final
@@ -90,20 +81,7 @@ class FilmView:
     timeline_chart: str
     loudness_chart: str
     downloads: tuple[tuple[str, str], ...]
-    manifest: dict[str, Any]
-
-
-def group_dialogue(rows: list[dict[str, Any]]) -> dict[int, dict[int, list[dict[str, Any]]]]:
-    """`dialogue_rows` by sequence, then by attempt number."""
-    grouped: dict[int, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        grouped[row["sequence"]][row["attempt"]].append(row)
-    return {sequence: dict(attempts) for sequence, attempts in grouped.items()}
-
-
-def cached_flags(manifest: dict[str, Any]) -> dict[int, bool]:
-    """Which sequences the manifest says came from the cache."""
-    return {entry["index"]: bool(entry["cached"]) for entry in manifest.get("sequences", [])}
+    record: Manifest
 
 
 def clock(seconds: float) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import Any
 
 from tasks import media
 from tasks.deliver.dailies.charts import LoudnessBar, Span, loudness_chart, score_timeline
@@ -14,12 +12,10 @@ from tasks.deliver.dailies.page import render_page
 from tasks.deliver.dailies.views import (
     FilmView,
     SequenceView,
-    cached_flags,
-    group_dialogue,
     relative_url,
 )
 from tasks.deliver.folder import sequence_label
-from tasks.deliver.tables import dialogue_rows, loudness_rows
+from tasks.deliver.tables import in_order
 from tasks.errors import ReelflowError
 from tasks.runtime.files import write_atomic
 from tasks.schema.film_plan import FilmPlan
@@ -41,10 +37,6 @@ def _write_text(path: Path, text: str) -> str:
     return path.name
 
 
-def _results(outcomes: Seq[ChainOutcome]) -> list[SequenceResult]:
-    return sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
-
-
 def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str], ...]:
     files: list[tuple[str, Path | None]] = [
         ("film", deliverables.film),
@@ -58,19 +50,24 @@ def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str
     return tuple((label, relative_url(path, folder)) for label, path in files if path is not None)
 
 
+def _bar(result: SequenceResult) -> LoudnessBar:
+    done = result.finished
+    return LoudnessBar(
+        f"seq {result.sequence.index}",
+        round(done.before.integrated_lufs, 1),
+        round(done.after.integrated_lufs, 1),
+    )
+
+
 def _sequence_views(
     folder: Path,
     results: list[SequenceResult],
     outcomes: Seq[ChainOutcome],
     deliverables: Deliverables,
-    manifest: dict[str, Any],
     screenplay: Path,
     run: FilmOptions,
 ) -> list[SequenceView]:
     assets = folder / ASSETS
-    dialogue = group_dialogue(dialogue_rows(outcomes))
-    loudness = {row["sequence"]: row for row in loudness_rows(outcomes)}
-    cached = cached_flags(manifest)
     carried = {c.into_sequence: c for o in outcomes for c in o.carried}
     views, film_time = [], 0.0
     for result, clip in zip(results, deliverables.sequences, strict=True):
@@ -78,16 +75,8 @@ def _sequence_views(
         first, last = media.clip_thumbnails(
             clip, assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
         )
-        row = loudness[n]
         chart = assets / f"seq{n:03d}_loudness.svg"
-        _write_text(
-            chart,
-            loudness_chart(
-                [LoudnessBar(f"seq {n}", row["before_lufs"], row["after_lufs"])],
-                target_lufs=TARGET_LUFS,
-                width=360,
-            ),
-        )
+        _write_text(chart, loudness_chart([_bar(result)], target_lufs=TARGET_LUFS, width=360))
         views.append(
             SequenceView(
                 result=result,
@@ -97,10 +86,8 @@ def _sequence_views(
                 first_frame=relative_url(first, folder),
                 last_frame=relative_url(last, folder),
                 loudness_chart=relative_url(chart, folder),
-                cached=cached.get(n),
+                cached=deliverables.record.cached(n),
                 carried=carried.get(n),
-                dialogue=dialogue.get(n, {}),
-                loudness=row,
                 rerender=rerender_for(screenplay, run, n),
             )
         )
@@ -124,14 +111,13 @@ def write_review(
     `run` holds the run's own options, repeated in each sequence's re-render command
     (default: the flow's defaults with `--out` the folder's parent).
     """
-    results = _results(outcomes)
+    results = in_order(outcomes)
     if len(results) != len(deliverables.sequences):
         raise ReviewError(
             f"{len(results)} rendered sequences but {len(deliverables.sequences)} delivered files"
         )
-    manifest: dict[str, Any] = json.loads(deliverables.manifest.read_text("utf-8"))
     run = run or FilmOptions(out=folder.parent.as_posix())
-    views = _sequence_views(folder, results, outcomes, deliverables, manifest, screenplay, run)
+    views = _sequence_views(folder, results, outcomes, deliverables, screenplay, run)
     duration = sum(r.finished.seconds for r in results)
     spans = [
         Span(f"seq {v.index}", v.film_start_s, v.film_start_s + v.result.finished.seconds)
@@ -142,16 +128,13 @@ def write_review(
     timeline = assets / "timeline.svg"
     _write_text(timeline, score_timeline(cues, spans, duration))
     overview = assets / "loudness.svg"
-    bars = [
-        LoudnessBar(f"seq {v.index}", v.loudness["before_lufs"], v.loudness["after_lufs"])
-        for v in views
-    ]
+    bars = [_bar(v.result) for v in views]
     _write_text(overview, loudness_chart(bars, target_lufs=TARGET_LUFS, width=560))
     view = FilmView(
         title=plan.title,
         animatic=animatic,
         film=relative_url(deliverables.film, folder),
-        duration_s=float(manifest.get("film", {}).get("duration_s", duration)),
+        duration_s=deliverables.record.film.duration_s,
         sequences=tuple(views),
         warnings=plan.warnings,
         changes=plan.changes,
@@ -159,7 +142,7 @@ def write_review(
         timeline_chart=relative_url(timeline, folder),
         loudness_chart=relative_url(overview, folder),
         downloads=_downloads(deliverables, folder),
-        manifest=manifest,
+        record=deliverables.record,
     )
     page = folder / REVIEW_PAGE
     _write_text(page, render_page(view))
