@@ -60,7 +60,7 @@ def load_labels(path: Path = LABELS) -> LabelSet:
 
 
 def spans(case: LabelledCase, fps: int) -> list[tuple[float, float]]:
-    """Each segment's (start, end) in seconds, as `tasks.dialogue.check.segment_spans` computes them."""
+    """Each segment's (start, end) in seconds, as `segment_spans` (tasks.dialogue.check) does."""
     result, offset = [], 0
     for segment in case.segments:
         result.append((offset / fps, (offset + segment.frames) / fps))
