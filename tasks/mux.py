@@ -26,6 +26,9 @@ from tasks.schema.outcomes import CutFilm, FilmFile, Footage, ScoreResult, Trans
 from tasks.schema.refs import MediaRef
 
 DISSOLVE_S = 1.0
+MIX_VERSION = 2
+"""Bump when the mix itself changes, so cached cuts are mixed again (no GPU work).
+2: the dialogue no longer stops ~2 s before the end of a scored film."""
 DEFAULT_SCORE_GAIN = 0.25
 """-12 dB under dialogue at 1.0 (0.18-0.30 is the useful range)."""
 
@@ -169,6 +172,7 @@ def _cut_key(parameters: dict[str, Any]) -> str:
     return content_key(
         "cut",
         {
+            "mix": MIX_VERSION,
             "sequences": parameters["sequences"],
             "score": parameters["score"],
             "gain": parameters["score_gain"],

@@ -113,14 +113,6 @@ def test_a_film_without_a_score_gets_only_a_dialogue_stem(
     assert not (tmp_path / "DRY_v001_MX.wav").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "mix_and_encode (tasks/media/score.py) drops the last ~2 s of the dialogue (score "
-        "only there) when it reads picture and dialogue from one input while libx264 "
-        "buffers (ffmpeg 5.1); reading the dialogue through a second -i of the file fixes it"
-    ),
-)
 def test_the_stems_sum_to_the_films_own_aac_mix(
     sources: tuple[Path, Path], stems: Stems, tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ from tasks.media.audio import (
     read_audio,
     true_peak_dbtp,
 )
-from tasks.media.deliver import check_distribution, is_faststart, top_level_boxes
 from tasks.media.edit import (
     concat_copy,
     concat_copy_args,
@@ -22,26 +21,21 @@ from tasks.media.edit import (
 from tasks.media.errors import DiskFull, MediaError, MediaInvalid
 from tasks.media.frames import (
     Drift,
+    clip_thumbnails,
     contact_sheet,
     extract_first_frame,
     extract_last_frame,
     frame_drift,
 )
-from tasks.media.probe import (
-    AudioInfo,
-    MediaInfo,
-    VideoInfo,
-    probe,
+from tasks.media.mix import assemble_score, assemble_score_args, mix_and_encode, mix_and_encode_args
+from tasks.media.probe import AudioInfo, MediaInfo, VideoInfo, probe
+from tasks.media.run import atomic_output, run_ffmpeg
+from tasks.media.verify import (
+    check_distribution,
+    is_faststart,
+    top_level_boxes,
     verify_decodes,
     verify_film,
-)
-from tasks.media.review import clip_thumbnails
-from tasks.media.run import atomic_output, run_ffmpeg
-from tasks.media.score import (
-    assemble_score,
-    assemble_score_args,
-    mix_and_encode,
-    mix_and_encode_args,
 )
 
 __all__ = [

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from tasks.media.errors import MediaError, MediaInvalid
-from tasks.media.run import FFMPEG, run_ffprobe
+from tasks.media.errors import MediaInvalid
+from tasks.media.run import run_ffprobe
 
 FILM_AUDIO_RATE = 48000
 DURATION_TOLERANCE_S = 0.05
@@ -125,64 +124,5 @@ def probe(path: Path) -> MediaInfo:
     )
 
 
-def verify_decodes(path: Path) -> None:
-    """Decode every stream of `path` fully; raise MediaInvalid on any decode error."""
-    command = [
-        FFMPEG,
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-f",
-        "null",
-        "-",
-    ]
-    done = subprocess.run(command, capture_output=True, check=False)
-    errors = done.stderr.decode("utf-8", "replace").strip()
-    if done.returncode != 0 or errors:
-        first_lines = "\n".join(errors.splitlines()[:8])
-        raise MediaInvalid(
-            f"{path} does not decode cleanly (truncated or corrupt?):\n{first_lines}"
-        )
 
 
-def verify_film(
-    path: Path,
-    *,
-    expected_duration_s: float | None,
-    tolerance_s: float = DURATION_TOLERANCE_S,
-) -> MediaInfo:
-    """Check a finished film: both streams, 48 kHz audio, matching durations, clean decode."""
-    try:
-        info = probe(path)
-    except MediaInvalid:
-        raise
-    except MediaError as exc:
-        raise MediaInvalid(f"{path} is not a readable film: {exc}") from exc
-    if info.video is None:
-        raise MediaInvalid(f"{path} has no video stream")
-    if info.audio is None:
-        raise MediaInvalid(f"{path} has no audio stream")
-    if info.audio.rate != FILM_AUDIO_RATE:
-        raise MediaInvalid(
-            f"{path} audio runs at {info.audio.rate} Hz; the film must be {FILM_AUDIO_RATE} Hz"
-        )
-    gap = abs(info.audio.duration - info.video.duration)
-    if gap > tolerance_s:
-        raise MediaInvalid(
-            f"{path} audio lasts {info.audio.duration:.3f} s but video {info.video.duration:.3f} s"
-            f" ({gap:.3f} s apart; at most {tolerance_s} s allowed)"
-        )
-    # The picture is what the plan timed; the audio was checked against it above.
-    if (
-        expected_duration_s is not None
-        and abs(info.video.duration - expected_duration_s) > tolerance_s
-    ):
-        raise MediaInvalid(
-            f"{path} lasts {info.video.duration:.3f} s;"
-            f" the plan expects {expected_duration_s:.3f} s"
-        )
-    verify_decodes(path)
-    return info

@@ -92,8 +92,12 @@ def mix_and_encode_args(
     duration=first ends early in ffmpeg 5.1 while the video encoder is still buffering.
     """
     film = ffmpeg.input(str(video_with_dialogue))
+    # The dialogue is read through a second input of the same file: read from the picture's
+    # input while libx264 re-encodes it, ffmpeg 5.1 stops feeding the audio ~2 s before the
+    # end, and the score plays alone there. (The option only makes it a separate input.)
     dialogue = (
-        film.audio.filter("aresample", AUDIO_RATE)
+        ffmpeg.input(str(video_with_dialogue), thread_queue_size=512)
+        .audio.filter("aresample", AUDIO_RATE)
         .filter("apad", whole_dur=duration_s)
         .filter("atrim", duration=duration_s)
     )
