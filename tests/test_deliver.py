@@ -22,7 +22,8 @@ from blocks.comfyui import ComfyUIServer
 from flows.run import build_studio
 from sim.embedded import RunningSimulator
 from tasks import media
-from tasks.deliver.folder import REPORT_ARTIFACT_KEY, film_path, write_film_folder
+from tasks.deliver.folder import REPORT_ARTIFACT_KEY, write_film_folder
+from tasks.deliver.names import film_path
 from tasks.mux import mux_to_file
 from tasks.render import render_sequence
 from tasks.runtime.store import local_storage

@@ -14,7 +14,7 @@ from tasks.deliver.dailies.views import (
     SequenceView,
     relative_url,
 )
-from tasks.deliver.folder import sequence_label
+from tasks.deliver.names import sequence_label
 from tasks.deliver.tables import in_order
 from tasks.errors import ReelflowError
 from tasks.runtime.files import write_atomic

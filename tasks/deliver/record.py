@@ -1,0 +1,140 @@
+"""The film's record and report: manifest.json and report.md, from the run's typed outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
+from pathlib import Path
+
+from tasks.deliver.names import film_path
+from tasks.mux import master_path
+from tasks.runtime.studio import Studio
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.outcomes import Deliverables, FilmFile, RenderedSequence, ScoreResult
+from tasks.schema.record import (
+    CacheHits,
+    CueEntry,
+    FilmEntry,
+    GpuEntry,
+    KeyframeEntry,
+    Manifest,
+    SequenceEntry,
+    TemplateEntry,
+)
+
+
+def manifest_document(
+    studio: Studio,
+    plan: FilmPlan,
+    film: FilmFile,
+    renders: Seq[RenderedSequence],
+    score: ScoreResult | None,
+    animatic: bool,
+    timings: Mapping[str, float],
+    cached_sequences: set[int],
+) -> Manifest:
+    """Everything needed to reproduce or audit the film."""
+    cues = score.renders if score is not None else ()
+    return Manifest(
+        title=plan.title,
+        animatic=animatic,
+        mode=plan.mode,
+        film=FilmEntry(
+            file=film_path(Path(), plan.title).name,
+            master=master_path(film_path(Path(), plan.title)).name if film.master else None,
+            duration_s=round(film.duration_s, 3),
+            transitions=film.transitions,
+            score_gain=film.score_gain,
+        ),
+        servers=[server.url for server in studio.servers],
+        templates={
+            kind.value: TemplateEntry(file=workflow.name, sha256=workflow.template_hash)
+            for kind, workflow in studio.templates.items()
+        },
+        models=studio.models.model_dump(mode="json"),
+        keyframes=[
+            KeyframeEntry(
+                chain=c.index, seed=c.keyframe.seed, source_image=c.keyframe.source_image
+            )
+            for c in plan.chains
+        ],
+        sequences=[
+            SequenceEntry(
+                index=r.index,
+                seed=r.seed,
+                frames=r.frames,
+                seconds=r.seconds,
+                server=r.server,
+                gpu_seconds=round(r.gpu_seconds, 3),
+                cached=r.index in cached_sequences,
+                sha256=r.video.sha256,
+            )
+            for r in renders
+        ],
+        score_source=plan.score_source,
+        cues=[
+            CueEntry(
+                **cue.model_dump(include={"index", "seed", "start_s", "zone_s", "tail_s"}),
+                section=cue.section,
+                server=rendered.server,
+                gpu_seconds=round(rendered.gpu_seconds, 3),
+                cached=rendered.cached,
+                sha256=rendered.audio.sha256,
+            )
+            for cue, rendered in zip(score.cues if score else (), cues, strict=True)
+        ],
+        timings_s={stage: round(seconds, 3) for stage, seconds in timings.items()},
+        gpu=GpuEntry(
+            prompts=studio.stats.prompts,
+            gpu_seconds=round(studio.stats.gpu_seconds, 3),
+            per_server=dict(studio.stats.per_server),
+        ),
+        cache_hits=CacheHits(
+            sequences=len(cached_sequences),
+            cues=sum(1 for rendered in cues if rendered.cached),
+        ),
+    )
+
+
+def report_markdown(
+    plan: FilmPlan,
+    film: FilmFile,
+    delivered: Deliverables,
+    manifest: Manifest,
+    *,
+    relative_to: Path | None,
+) -> str:
+    """A short summary linking every deliverable (relative links inside the folder)."""
+
+    def link(label: str, path: Path) -> str:
+        target = path.relative_to(relative_to).as_posix() if relative_to else str(path)
+        return f"- [{label}](<{target}>)"
+
+    banner = (
+        "> **Animatic**: rendered by the embedded simulator, not by a GPU model.\n\n"
+        if manifest.animatic
+        else ""
+    )
+    links = [link("Film", delivered.film)]
+    if delivered.master is not None:
+        links.append(link("Grading master (yuv444p10le, SDR: not HDR)", delivered.master))
+    if delivered.score is not None:
+        links.append(link("Score (48 kHz FLAC)", delivered.score))
+    links += [
+        link("Timeline (OpenTimelineIO)", delivered.timeline),
+        link("Contact sheet", delivered.contact_sheet),
+        link("Manifest", delivered.manifest),
+        *(link(f"Sequence {n}", path) for n, path in enumerate(delivered.sequences)),
+    ]
+    hits = manifest.cache_hits
+    timings = ", ".join(f"{stage} {s:.1f} s" for stage, s in manifest.timings_s.items())
+    return (
+        f"# {plan.title}\n\n{banner}"
+        f"{film.duration_s:.2f} s, {len(plan.sequences)} sequences joined by "
+        f"{'hard cuts' if film.transitions == 'cut' else 'dissolves'}, "
+        f"{len(manifest.cues)} score cues ({plan.score_source} score) at "
+        f"{film.score_gain:g} under the dialogue.\n\n"
+        f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
+        f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
+        f"Timings: {timings or 'not recorded'}.\n\n" + "\n".join(links) + "\n"
+    )
