@@ -28,10 +28,10 @@ from typing import Any
 
 from bench import common
 from tasks.dialogue import judge as current_judge
-from tasks.dialogue.asr import EmbeddedTranscriber, Transcript
 from tasks.dialogue.judge import is_silent
 from tasks.dialogue.truncation import segment_levels
 from tasks.media import read_audio
+from tasks.runtime.asr import EmbeddedTranscriber, Transcript
 from tasks.schema.verdicts import ScriptedLine
 from tests.data.dialogue_labels.clips import LabelledCase, load_labels, render, spans
 
@@ -49,7 +49,7 @@ Judge = Callable[[LabelledCase, Transcript, Any], list[tuple[str, str]]]
 
 
 OLD_NEIGHBOURS = {
-    "tasks.asr": "tasks.dialogue.asr",
+    "tasks.asr": "tasks.runtime.asr",
     "tasks.lint": "tasks.plan.lint",
     "tasks.settings": "tasks.plan.defaults",
     "tasks.text_norm": "tasks.dialogue.text_norm",

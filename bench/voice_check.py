@@ -172,7 +172,7 @@ def measure_cost(folder: Path, count: int) -> dict[str, Any]:
 
 
 def _snippets(clip: Path, samples: np.ndarray) -> list[np.ndarray]:
-    from tasks.dialogue.asr import EmbeddedTranscriber
+    from tasks.runtime.asr import EmbeddedTranscriber
 
     words = [w for s in EmbeddedTranscriber().transcribe(clip).segments for w in s.words]
     cuts: list[np.ndarray] = []

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, model_validator
 
-from tasks.dialogue.asr import EmbeddedTranscriber, Transcriber, WhisperServerTranscriber
+from tasks.runtime.asr import EmbeddedTranscriber, Transcriber, WhisperServerTranscriber
 
 
 class ASREndpoint(Block):

@@ -20,7 +20,7 @@ from sim.jobs import Job, now_ms
 from sim.render import signature
 from sim.schedule import execution_order
 from sim.values import describe
-from sim.work import NodeFailed, compute, render_planned
+from sim.work import Interrupted, NodeFailed, compute, render_planned
 
 if TYPE_CHECKING:
     from sim.queue import GpuQueue
@@ -34,8 +34,6 @@ OOM_MESSAGE = (
 )
 
 
-class Interrupted(Exception):
-    """The running prompt was interrupted by a client."""
 
 
 class OutOfMemory(Exception):

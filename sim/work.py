@@ -49,12 +49,6 @@ class NodeFailed(Exception):
         self.traceback = traceback.format_tb(error.__traceback__)
 
 
-def _interrupted() -> Exception:
-    from sim.run import Interrupted  # the run owns the exception; imported late to avoid a cycle
-
-    return Interrupted()
-
-
 async def _hold(
     run: PromptRun,
     work: asyncio.Task[Any],
@@ -72,7 +66,7 @@ async def _hold(
             return
         if interruptible and run.interrupted:
             await asyncio.wait({work})
-            raise _interrupted()
+            raise Interrupted
         await asyncio.sleep(min(0.05, max(target - elapsed, 0.005)))
 
 
@@ -185,3 +179,7 @@ async def compute(
     # Without a progress bar, an interrupt waits for the node to finish, as in ComfyUI.
     await _hold(run, work, target, on_step, interruptible=on_step is not None)
     return values, (rendered.commit() if rendered is not None else None)
+
+
+class Interrupted(Exception):
+    """The running prompt was interrupted by a client."""

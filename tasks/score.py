@@ -18,7 +18,8 @@ from tasks import media
 from tasks.comfyui.errors import TransientError
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, TemplateKind, cue_prompt
 from tasks.errors import ReelflowError
-from tasks.plan.cues import assembled_length, split_zone
+from tasks.media.mix import assembled_length
+from tasks.plan.cues import split_zone
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.film_plan import Cue, FilmPlan

@@ -22,7 +22,8 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from blocks.asr import ASREndpoint
-from tasks.dialogue.asr import (
+from tasks.dialogue.text_norm import normalize_text
+from tasks.runtime.asr import (
     ASRModelInvalid,
     ASRRejected,
     ASRUnavailable,
@@ -31,7 +32,6 @@ from tasks.dialogue.asr import (
     WhisperServerTranscriber,
     bundled_model_dir,
 )
-from tasks.dialogue.text_norm import normalize_text
 from tests.media_factory import make_clip, speech_wav
 
 LINE = "Make him follow you in before the storm breaks"
@@ -144,7 +144,7 @@ def test_embedded_model_works_with_no_hub_cache_and_no_network(
     }
     env.pop("HF_HUB_OFFLINE", None)
     code = (
-        "import sys; from pathlib import Path; from tasks.dialogue.asr import EmbeddedTranscriber; "
+        "import sys; from pathlib import Path; from tasks.runtime.asr import EmbeddedTranscriber; "
         "print(EmbeddedTranscriber().transcribe(Path(sys.argv[1])).text)"
     )
     done = subprocess.run(

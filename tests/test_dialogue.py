@@ -11,13 +11,13 @@ import soundfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.dialogue.asr import EmbeddedTranscriber, Segment, Transcript, Word
 from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
 from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.dialogue.text_norm import normalize_text
 from tasks.dialogue.truncation import SegmentLevels, segment_levels
 from tasks.media import read_audio
 from tasks.plan.lint import required_seconds
+from tasks.runtime.asr import EmbeddedTranscriber, Segment, Transcript, Word
 from tasks.schema.verdicts import RerenderAdvice, ScriptedLine, SequenceVerdict
 from tests.data.dialogue_labels import clips
 from tests.media_factory import speech_wav

@@ -36,7 +36,7 @@ from tasks.media import (
     verify_decodes,
     verify_film,
 )
-from tasks.plan.cues import assembled_length
+from tasks.media.mix import assembled_length
 from tests.media_factory import make_clip, make_tone, video_packet_digest
 
 RATE = 48000

@@ -10,7 +10,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.plan.cues import assembled_length, split_zone
+from tasks.media.mix import assembled_length
+from tasks.plan.cues import split_zone
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import frame_budget, plan_film, scene_frames
 from tasks.plan.screenplay_file import load_screenplay

@@ -20,11 +20,9 @@ from sim.settings import ModelLoadSeconds, SimSettings
 from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
 from tasks.runtime.schedule.policy import (
     Estimates,
-    Family,
     Request,
     ScheduleError,
     SchedulePolicy,
-    ScheduleReport,
     ServerState,
     assign,
     policy_from_environment,
@@ -32,6 +30,7 @@ from tasks.runtime.schedule.policy import (
 from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
+from tasks.schema.schedule import Family, ScheduleReport
 from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
 
 POLICY = SchedulePolicy(load_s=2.0, gpu_s_per_output_s=0.5)

@@ -27,7 +27,7 @@ from sim.inventory import default_models
 from sim.settings import SimSettings
 from tasks import media
 from tasks.comfyui.workflow import MAX_CUE_SECONDS, load_models
-from tasks.plan.cues import assembled_length
+from tasks.media.mix import assembled_length
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay

@@ -14,12 +14,12 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
-from tasks.dialogue.asr import Segment, Transcript
 from tasks.dialogue.text_norm import STOPWORDS, normalize_text
 from tasks.dialogue.truncation import SegmentLevels, heard_through, sound_similarity, was_cut
 from tasks.media import integrated_loudness
 from tasks.plan.defaults import PlanRules, load_defaults
 from tasks.plan.lint import required_seconds
+from tasks.runtime.asr import Segment, Transcript
 from tasks.schema.verdicts import (
     Action,
     CutEvidence,

@@ -20,7 +20,6 @@ from tasks.media.edit import (
 )
 from tasks.media.errors import DiskFull, MediaError, MediaInvalid
 from tasks.media.frames import (
-    Drift,
     clip_thumbnails,
     contact_sheet,
     extract_first_frame,
@@ -42,7 +41,6 @@ __all__ = [
     "SILENCE_FLOOR_LUFS",
     "AudioInfo",
     "DiskFull",
-    "Drift",
     "MediaError",
     "MediaInfo",
     "MediaInvalid",

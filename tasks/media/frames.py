@@ -9,10 +9,10 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
-from pydantic import BaseModel
 
 from tasks.media.errors import MediaError, MediaInvalid
 from tasks.media.run import atomic_output
+from tasks.schema.outcomes import Drift
 
 # Seek this far before the end: at least one GOP back is not needed, because a
 # backward seek lands on the keyframe before the target and we decode forward to EOF.
@@ -21,12 +21,6 @@ _THUMB_WIDTH = 320
 _LABEL_HEIGHT = 22
 
 
-class Drift(BaseModel):
-    """How a carried frame's colour and contrast moved away from its chain's keyframe."""
-
-    channel_shift: tuple[float, float, float]
-    contrast_ratio: float
-    score: float
 
 
 def _decode_tail(video: Path) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence as Seq
 from pathlib import Path
 
 import ffmpeg
@@ -17,7 +18,6 @@ from tasks.media.encode import (
 from tasks.media.errors import MediaError
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
-from tasks.plan.cues import assembled_length
 
 
 def assemble_score_args(
@@ -155,3 +155,10 @@ def mix_and_encode(
             )
         )
     return dest
+
+
+def assembled_length(cue_durations: Seq[float], crossfade_s: float) -> float:
+    """Length of cues chained with crossfades: the sum minus one overlap per join."""
+    if len(cue_durations) > 1 and min(cue_durations) < crossfade_s:
+        raise ValueError(f"every cue must last at least the {crossfade_s} s crossfade")
+    return sum(cue_durations) - crossfade_s * max(0, len(cue_durations) - 1)

@@ -91,11 +91,6 @@ def split_zone(zone_s: float, limit_s: float) -> list[float]:
     return [zone_s / parts] * parts
 
 
-def assembled_length(cue_durations: Seq[float], crossfade_s: float) -> float:
-    """Length of cues chained with crossfades: the sum minus one overlap per join."""
-    if len(cue_durations) > 1 and min(cue_durations) < crossfade_s:
-        raise ValueError(f"every cue must last at least the {crossfade_s} s crossfade")
-    return sum(cue_durations) - crossfade_s * max(0, len(cue_durations) - 1)
 
 
 def plan_cues(

@@ -21,14 +21,15 @@ from blocks.comfyui import ComfyUIServer
 from tasks.comfyui.errors import TransientError
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
-from tasks.dialogue.asr import EmbeddedTranscriber, Transcriber
+from tasks.runtime.asr import EmbeddedTranscriber, Transcriber
 from tasks.runtime.locks import FlockLockManager
-from tasks.runtime.schedule.policy import Family, policy_from_environment
+from tasks.runtime.schedule.policy import policy_from_environment
 from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
 from tasks.schema.options import FilmOptions
 from tasks.schema.refs import MediaRef
+from tasks.schema.schedule import Family
 
 T = TypeVar("T", bound=Task[Any, Any])
 

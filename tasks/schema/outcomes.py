@@ -10,11 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.media.frames import Drift
-from tasks.runtime.schedule.policy import ScheduleReport
 from tasks.schema.film_plan import Cue, FilmPlan, Sequence
 from tasks.schema.record import Manifest
 from tasks.schema.refs import MediaRef
+from tasks.schema.schedule import ScheduleReport
 from tasks.schema.verdicts import SequenceVerdict
 
 Transitions = Literal["cut", "dissolve"]
@@ -55,6 +54,14 @@ class FinishedSequence(BaseModel):
     gain_reason: str
     before: Loudness
     after: Loudness
+
+
+class Drift(BaseModel):
+    """How a carried frame's colour and contrast moved away from its chain's keyframe."""
+
+    channel_shift: tuple[float, float, float]
+    contrast_ratio: float
+    score: float
 
 
 class CarriedFrame(BaseModel):

@@ -12,18 +12,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from blocks.comfyui import ComfyUIServer
-from tasks.runtime.schedule.policy import (
-    Estimates,
-    Family,
-    LoadReason,
-    Request,
-    SchedulePolicy,
-    ScheduleReport,
-    ServerLoads,
-    ServerState,
-    assign,
-)
+from tasks.runtime.schedule.policy import Estimates, Request, SchedulePolicy, ServerState, assign
 from tasks.runtime.slots import GpuSlots, Slot
+from tasks.schema.schedule import Family, LoadReason, ScheduleReport, ServerLoads
 
 
 @dataclass(frozen=True)
