@@ -21,7 +21,7 @@ from bench.edit import plan_of
 from blocks.comfyui import ComfyUIServer
 from flows.run import build_studio
 from tasks.dialogue.check import check_dialogue
-from tasks.dialogue.judge import DialoguePolicy
+from tasks.dialogue.policy import DialoguePolicy
 from tasks.mux import mux_to_file
 from tasks.normalize import normalize_sequence
 from tasks.runtime.store import local_storage

@@ -18,7 +18,8 @@ from prefect.artifacts import acreate_table_artifact
 from tasks import media
 from tasks.deliver.tables import dialogue_rows, loudness_rows
 from tasks.dialogue.check import check_dialogue
-from tasks.dialogue.judge import DialoguePolicy, unchecked
+from tasks.dialogue.judge import unchecked
+from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.errors import ReelflowError
 from tasks.normalize import normalize_sequence

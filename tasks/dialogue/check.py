@@ -7,7 +7,8 @@ from typing import Any
 from prefect import task
 
 from tasks import media
-from tasks.dialogue.judge import DialoguePolicy, check_sequence, is_silent
+from tasks.dialogue.judge import check_sequence, is_silent
+from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.truncation import segment_levels
 from tasks.media.encode import AUDIO_RATE
 from tasks.runtime.caching import content_key, keyed_by

@@ -6,20 +6,19 @@ verdicts are pydantic models so the flow can record them and the report can show
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from tasks.dialogue.align import Heard, align, heard_tokens, span_of, text_of
+from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.text_norm import STOPWORDS, normalize_text
 from tasks.dialogue.truncation import SegmentLevels, heard_through, sound_similarity, was_cut
 from tasks.media import integrated_loudness
-from tasks.plan.defaults import PlanRules, load_defaults
 from tasks.plan.lint import required_seconds
-from tasks.runtime.asr import Segment, Transcript
+from tasks.runtime.asr import Transcript
 from tasks.schema.verdicts import (
     Action,
     CutEvidence,
@@ -42,59 +41,8 @@ _ACTION_ORDER: tuple[Action, ...] = (
 )  # fmt: skip
 
 
-def _plan_rules() -> PlanRules:
-    return load_defaults().plan
 
 
-class DialoguePolicy(BaseModel):
-    """What to do about each verdict, and the thresholds that decide them."""
-
-    on_truncated: Action = "rerender"
-    on_mismatch: Action = "rerender"
-    on_misheard: Action = "keep_with_warning"
-    on_missing: Action = "rerender"
-    on_word_salad: Action = "mute_sequence"
-    on_title_leak: Action = "mute_range"
-    on_narration: Action = "keep"
-    enabled: bool = Field(default=True, description="off: keep every render unheard")
-    max_attempts: int = Field(default=3, ge=1, description="renders, the first included")
-    retry_margin_s: float = Field(default=1.0, ge=0, description="on top of the duration rule")
-    duration_rule: PlanRules = Field(default_factory=_plan_rules)
-    silence_lufs: float = -50.0
-    max_ok_wer: float = 0.35
-    max_misheard_wer: float = Field(
-        default=0.6, description="up to this WER the words were spoken but misheard by ASR"
-    )
-    misheard_sound_similarity: float = Field(
-        default=0.65,
-        description="above max_misheard_wer, a line that sounds this alike (Metaphone keys, 0-1) "
-        "was spoken and misheard, not replaced",
-    )
-    running_margin_s: float = Field(
-        default=0.1, ge=0, description="without sound levels: a line's last heard word ending "
-        "this close to its segment's end was still being spoken there",
-    )  # fmt: skip
-    cut_margin_s: float = Field(
-        default=0.4, ge=0, description="a line whose last words went unheard and whose heard "
-        "words end this close to its segment's end lost them to the boundary",
-    )  # fmt: skip
-    cut_level_share: float = Field(
-        default=0.5, gt=0, le=1, description="a segment's end this far (in dB) from the noise "
-        "floor to the speech level is still speech",
-    )  # fmt: skip
-    same_audio_tolerance_s: float = Field(
-        default=0.15, ge=0, description="a re-render heard as the same words this close in time "
-        "sounds the same: stop re-rendering",
-    )  # fmt: skip
-    scene_word_ratio: float = Field(default=80.0, description="rapidfuzz ratio: 'wave' ~ 'waves'")
-    narration_min_overlap: float = 0.4
-    min_unscripted_words: int = Field(default=3, description="fewer heard words are ASR junk")
-    title_window_s: float = 5.0
-    title_match_ratio: float = 85.0
-    title_card_phrases: list[str] = Field(
-        default_factory=lambda: ["a film by", "presents", "directed by", "written by", "starring"]
-    )
-    mute_pad_s: float = 0.1
 
 
 def unchecked() -> SequenceVerdict:
@@ -107,48 +55,14 @@ def is_silent(samples: np.ndarray, rate: int, *, threshold_lufs: float = -50.0) 
     return integrated_loudness(samples, rate) < threshold_lufs
 
 
-@dataclass(frozen=True)
-class _Heard:
-    token: str
-    start: float
-    end: float
-    word: int  # index of the ASR word it came from ("it's" gives two tokens, one word)
-    source: str
 
 
-def _heard_tokens(transcript: Transcript) -> list[_Heard]:
-    heard: list[_Heard] = []
-    word_index = 0
-    for segment in transcript.segments:
-        # Without word times, spread the segment's time evenly over its words.
-        words = [(w.text, w.start, w.end) for w in segment.words] or _spread(segment)
-        for text, start, end in words:
-            for token in normalize_text(text):
-                heard.append(_Heard(token, start, end, word_index, text))
-            word_index += 1
-    return heard
 
 
-def _spread(segment: Segment) -> list[tuple[str, float, float]]:
-    parts = segment.text.split()
-    step = (segment.end - segment.start) / max(len(parts), 1)
-    return [
-        (p, segment.start + i * step, segment.start + (i + 1) * step) for i, p in enumerate(parts)
-    ]
 
 
-def _text_of(heard: list[_Heard]) -> str:
-    words: list[str] = []
-    last = -1
-    for h in heard:
-        if h.word != last:
-            words.append(h.source)
-            last = h.word
-    return " ".join(words)
 
 
-def _span_of(heard: list[_Heard]) -> TimeRange:
-    return TimeRange(start=heard[0].start, end=heard[-1].end)
 
 
 def check_sequence(
@@ -178,13 +92,13 @@ def check_sequence(
             f"{len(segment_levels)} segment levels for {len(segment_spans)} segments: measure "
             "the levels over the same spans"
         )
-    heard = [] if silent else _heard_tokens(transcript)
+    heard = [] if silent else heard_tokens(transcript)
     script_tokens = [t for line in scripted for t in normalize_text(line.line)]
     leak, heard = _split_title_leak(heard, title, script_tokens, policy)
     speech: list[SpeechVerdict] = [leak] if leak else []
     lines: list[LineVerdict] = []
     if scripted:
-        aligned, extras = _align(scripted, heard, segment_spans)
+        aligned, extras = align(scripted, heard, segment_spans)
         levels = segment_levels or [None] * len(segment_spans)
         lines = [
             _judge_line(line, owned, segment_spans[line.segment], levels[line.segment], policy)
@@ -198,8 +112,8 @@ def check_sequence(
 
 
 def _split_title_leak(
-    heard: list[_Heard], title: str, script_tokens: list[str], policy: DialoguePolicy
-) -> tuple[SpeechVerdict | None, list[_Heard]]:
+    heard: list[Heard], title: str, script_tokens: list[str], policy: DialoguePolicy
+) -> tuple[SpeechVerdict | None, list[Heard]]:
     """Find the title or title-card phrases spoken at the very start, and take them out."""
     script = " ".join(script_tokens)
     phrases = [normalize_text(p) for p in [title, *policy.title_card_phrases]]
@@ -223,79 +137,20 @@ def _split_title_leak(
         return None, heard
     first, last = min(a for a, _ in hits), max(b for _, b in hits)
     leaked = heard[first:last]
-    span = _span_of(leaked)
+    span = span_of(leaked)
     verdict = SpeechVerdict(
-        kind="title_leak", heard=_text_of(leaked), span=span, action=policy.on_title_leak
+        kind="title_leak", heard=text_of(leaked), span=span, action=policy.on_title_leak
     )
     return verdict, heard[:first] + heard[last:]
 
 
-def _align(
-    scripted: list[ScriptedLine],
-    heard: list[_Heard],
-    spans: list[tuple[float, float]],
-) -> tuple[list[list[_Heard]], list[list[_Heard]]]:
-    """Word-level alignment of the whole sequence against all its lines at once.
-
-    Returns, per line, the heard tokens it owns; plus runs of heard speech that belong to
-    no line.
-    """
-    owner: list[int] = []
-    ref: list[str] = []
-    for index, line in enumerate(scripted):
-        tokens = normalize_text(line.line)
-        ref += tokens
-        owner += [index] * len(tokens)
-    hyp = [h.token for h in heard]
-    pair: dict[int, int] = {}  # heard index -> ref index it stands for
-    inserted: dict[int, int] = {}  # heard index -> ref position it was inserted before
-    for op in Levenshtein.opcodes(ref, hyp):
-        if op.tag in ("equal", "replace"):
-            # Levenshtein opcodes pair words one to one inside equal and replace blocks.
-            for i, j in zip(
-                range(op.src_start, op.src_end), range(op.dest_start, op.dest_end), strict=True
-            ):
-                pair[j] = i
-        elif op.tag == "insert":
-            for j in range(op.dest_start, op.dest_end):
-                inserted[j] = op.src_start
-    owned: list[list[_Heard]] = [[] for _ in scripted]
-    extras: list[list[_Heard]] = []
-    for j, h in enumerate(heard):
-        if j in pair:
-            owned[owner[pair[j]]].append(h)
-            continue
-        home = _owner_of_insert(inserted[j], owner, scripted, spans, h)
-        if home is None:
-            if extras and extras[-1][-1] is heard[j - 1]:
-                extras[-1].append(h)
-            else:
-                extras.append([h])
-        else:
-            owned[home].append(h)
-    return owned, extras
 
 
-def _owner_of_insert(
-    position: int,
-    owner: list[int],
-    scripted: list[ScriptedLine],
-    spans: list[tuple[float, float]],
-    h: _Heard,
-) -> int | None:
-    """The line an extra heard word belongs to: none before the first or after the last
-    scripted word; inside a line, that line; at a seam between two, the one whose segment
-    holds it in time."""
-    if position == 0 or position == len(owner):
-        return None
-    before, after = owner[position - 1], owner[position]
-    start, end = spans[scripted[after].segment]
-    return after if start <= (h.start + h.end) / 2 <= end else before
 
 
 def _judge_line(
     line: ScriptedLine,
-    heard: list[_Heard],
+    heard: list[Heard],
     span: tuple[float, float],
     levels: SegmentLevels | None,
     policy: DialoguePolicy,
@@ -330,13 +185,13 @@ def _judge_line(
             kind, action, missing = "mismatch", policy.on_mismatch, []
     return LineVerdict(
         segment=line.segment, character=line.character, kind=kind, expected=line.line,
-        heard=_text_of(heard), wer=round(wer, 3), missing_words=missing,
-        span=_span_of(heard) if heard else None, cut=cut, action=action,
+        heard=text_of(heard), wer=round(wer, 3), missing_words=missing,
+        span=span_of(heard) if heard else None, cut=cut, action=action,
     )  # fmt: skip
 
 
 def _judge_unscripted(
-    heard: list[_Heard], descriptions: list[str], policy: DialoguePolicy, has_dialogue: bool
+    heard: list[Heard], descriptions: list[str], policy: DialoguePolicy, has_dialogue: bool
 ) -> SpeechVerdict | None:
     if len({h.word for h in heard}) < policy.min_unscripted_words:
         return None  # Whisper's "You." on room tone is not speech worth acting on.
@@ -344,7 +199,7 @@ def _judge_unscripted(
     content = [h.token for h in heard if h.token not in STOPWORDS]
     found = [t for t in content if any(_same_word(t, s, policy) for s in scene_words)]
     overlap = len(found) / len(content) if content else 0.0
-    span = _span_of(heard)
+    span = span_of(heard)
     if overlap >= policy.narration_min_overlap:
         kind: Literal["narration", "word_salad"] = "narration"
         action = policy.on_narration
@@ -354,7 +209,7 @@ def _judge_unscripted(
         if has_dialogue and action == "mute_sequence":
             action = "mute_range"
     return SpeechVerdict(
-        kind=kind, heard=_text_of(heard), overlap=round(overlap, 3), span=span, action=action
+        kind=kind, heard=text_of(heard), overlap=round(overlap, 3), span=span, action=action
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from tasks.dialogue.judge import DialoguePolicy
+from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.text_norm import normalize_text
 from tasks.schema.verdicts import SequenceVerdict
 
