@@ -180,9 +180,8 @@ async def find_screenplays(where: str, inbox: Path) -> list[ScreenplaySource]:
 async def render_screenplay(source: ScreenplaySource, options: FilmOptions) -> BatchEntry:
     """One film as a subflow; its failure becomes a summary line instead of ending the batch."""
     started = time.monotonic()
-    run = film.with_options(flow_run_name=f"film-{Path(source.name).stem}")
     try:
-        result = await run(screenplay=str(source.path), options=options)
+        result = await film(screenplay=str(source.path), options=options)
     # Any one film's failure (bad screenplay, server down, render error) must not stop the rest.
     except Exception as failure:
         message = " ".join(str(failure).split()) or type(failure).__name__

@@ -17,7 +17,7 @@ from rich.text import Text
 from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
-from tasks.deliver.tables import dialogue_rows, loudness_rows, warnings_of
+from tasks.deliver.tables import dialogue_rows, in_order, loudness_rows, warnings_of
 from tasks.errors import ReelflowError
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
@@ -142,7 +142,7 @@ def print_summary(result: FilmResult, console: Console) -> None:
     dialogue = Table(title="Dialogue check")
     for column in ("seq", "try", "who", "expected", "heard", "verdict", "action"):
         dialogue.add_column(column, overflow="fold")
-    for row in dialogue_rows(result.chains):
+    for row in dialogue_rows(in_order(result.chains)):
         dialogue.add_row(
             str(row["sequence"]),
             str(row["attempt"]),
@@ -155,7 +155,7 @@ def print_summary(result: FilmResult, console: Console) -> None:
     loudness = Table(title="Loudness (LUFS)")
     for column in ("seq", "before", "after", "gain dB", "peak dBTP", "edits"):
         loudness.add_column(column)
-    for row in loudness_rows(result.chains):
+    for row in loudness_rows(in_order(result.chains)):
         loudness.add_row(
             str(row["sequence"]),
             f"{row['before_lufs']:.1f}",
@@ -169,7 +169,7 @@ def print_summary(result: FilmResult, console: Console) -> None:
     console.print(
         f"model loads: {loads.loads} (minimum {loads.minimum_loads}, {loads.policy} scheduling)"
     )
-    for warning in warnings_of(result.chains):
+    for warning in warnings_of(in_order(result.chains)):
         console.print(Text(f"warning {warning}", style="yellow"))
     kind = ", an ANIMATIC" if result.animatic else ""
     console.print(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from tasks.schema.outcomes import RenderedCue, SequenceResult
 
 
 class RichSink:
@@ -34,7 +37,8 @@ class RichSink:
         return self.bars[label]
 
     def stage(self, text: str) -> None:
-        self.progress.console.print(f"[bold]»[/bold] {text}", highlight=False)
+        # Text, not markup: a scene or line may hold brackets that rich would read as tags.
+        self.progress.console.print(Text.assemble(("» ", "bold"), text), highlight=False)
 
     def render_progress(self, label: str, value: int, maximum: int) -> None:
         self.progress.update(self._bar(label), completed=value, total=max(maximum, 1))
@@ -42,3 +46,13 @@ class RichSink:
     def render_done(self, label: str, detail: str) -> None:
         bar = self._bar(label)
         self.progress.update(bar, completed=1, total=1, detail=detail)
+
+    def outcome(self, text: str, *, warning: bool = False) -> None:
+        if warning:  # the rest is in the end report; a warning is worth seeing at once
+            self.progress.console.print(Text(f"  ! {text}", style="yellow"), highlight=False)
+
+    def sequence_finished(self, result: SequenceResult) -> None:
+        return None
+
+    def cue_finished(self, cue: RenderedCue) -> None:
+        return None

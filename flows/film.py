@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows.run import open_run
 from tasks.chains import render_chains
@@ -13,12 +14,18 @@ from tasks.deliver import deliver_film, publish_dailies
 from tasks.keyframe import make_keyframes
 from tasks.mux import mux_film
 from tasks.plan import plan_screenplay
+from tasks.plan.screenplay_file import screenplay_title
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 from tasks.score import compose_score
 
 
-@flow(name="film", log_prints=False)
+def film_run_name() -> str:
+    """`film: The Lighthouse Keeper`: runs are named by the screenplay's title."""
+    return f"film: {screenplay_title(Path(flow_run.parameters['screenplay']))}"
+
+
+@flow(name="film", flow_run_name=film_run_name, log_prints=False)
 async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmResult:  # noqa: B008
     """Render a screenplay into a film folder.
 

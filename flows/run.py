@@ -18,7 +18,7 @@ from prefect.settings import get_current_settings
 
 from blocks.comfyui import ComfyUIPool, ComfyUIServer
 from blocks.storage import resolve_storage
-from flows.progress import progress_sink
+from flows.progress import RunProgress, progress_sink
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.comfyui.workflow import RenderMode, load_models
@@ -145,8 +145,13 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
         await preflight_servers(
             studio, film_prompts(studio, plan, use_keyframes=options.render.keyframes == "generate")
         )
-        studio.events = progress_sink.get()
-        yield studio
+        logger = get_run_logger()
+        progress = await RunProgress(progress_sink.get(), plan, logger).open()  # type: ignore[arg-type]
+        studio.events = progress
+        try:
+            yield studio
+        finally:
+            await progress.close()
 
 
 async def publish_plan(plan: FilmPlan) -> None:

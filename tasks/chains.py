@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence as Seq
 
-from prefect.artifacts import acreate_table_artifact
-
 from tasks import media
-from tasks.deliver.tables import dialogue_rows, loudness_rows
+from tasks.deliver.tables import final_action
 from tasks.dialogue.check import check_dialogue
 from tasks.dialogue.judge import unchecked
 from tasks.dialogue.policy import DialoguePolicy
@@ -32,7 +30,6 @@ from tasks.schema.outcomes import (
     CarriedFrame,
     ChainOutcome,
     ChainStart,
-    FinishedSequence,
     Footage,
     RenderedSequence,
     SequenceResult,
@@ -50,8 +47,7 @@ class ChainRun:
         self.studio, self.plan, self.chain, self.policy = studio, plan, chain, policy
         self.keyframe: MediaRef | None = None  # set by run()
         self.carried: list[CarriedFrame] = []
-        self.accepted: list[tuple[Sequence, RenderedSequence, list[Attempt]]] = []
-        self.finishing: list[asyncio.Task[FinishedSequence]] = []
+        self.finishing: list[asyncio.Task[SequenceResult]] = []
         self.current = chain.sequences[0]
         self.ahead: asyncio.Task[RenderedSequence] | None = None
 
@@ -73,8 +69,12 @@ class ChainRun:
                 studio.events.render_done(
                     f"sequence {index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
                 )
+                studio.events.outcome(
+                    f"sequence {index}: rendered {rendered.seconds:.1f} s with seed "
+                    f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
+                )
                 if position + 1 < len(chain.sequences):
-                    carry = await studio.bind(carry_frame)(studio, rendered.video)
+                    carry = await studio.bind(carry_frame)(studio, rendered)
                     self.ahead = self._render(
                         self.plan.sequences[chain.sequences[position + 1]], carry
                     )
@@ -83,6 +83,11 @@ class ChainRun:
                 verdict = stop_repeats(heard, self.policy)
                 attempts.append(
                     Attempt(seed=sequence.seed, frames=sequence.frames, verdict=verdict)
+                )
+                studio.events.outcome(
+                    f"sequence {index}: heard {verdict.kind} ({verdict.heard or 'nothing'}), "
+                    f"{final_action(verdict.action)}",
+                    warning=verdict.action != "keep",
                 )
                 revised = self._revision(sequence, verdict, len(attempts))
                 if revised is None or verdict.rerender is None:
@@ -94,9 +99,8 @@ class ChainRun:
                 )
                 await cancel_render(self.ahead)
                 self.ahead, sequence = None, revised
-            self.accepted.append((sequence, rendered, attempts))
             self.finishing.append(
-                asyncio.create_task(studio.bind(normalize_sequence)(studio, rendered, verdict))
+                asyncio.create_task(self._finish(sequence, rendered, tuple(attempts)))
             )
             if carry is not None and self.keyframe is not None:
                 self.carried.append(await self._drift(chain.sequences[position + 1], carry))
@@ -132,12 +136,25 @@ class ChainRun:
         )
         return CarriedFrame(into_sequence=into, frame=frame, drift=drift)
 
+    async def _finish(
+        self, sequence: Sequence, rendered: RenderedSequence, attempts: tuple[Attempt, ...]
+    ) -> SequenceResult:
+        """Normalize the kept render (off the GPU-feeding path) and report it finished."""
+        studio = self.studio
+        finished = await studio.bind(normalize_sequence)(studio, rendered, attempts[-1].verdict)
+        result = SequenceResult(
+            sequence=sequence, rendered=rendered, attempts=attempts, finished=finished
+        )
+        before, after = finished.before.integrated_lufs, finished.after.integrated_lufs
+        change = f"{finished.gain_db:+.1f} dB" if finished.gain_db else finished.gain_reason
+        studio.events.outcome(
+            f"sequence {sequence.index}: loudness {before:.1f} -> {after:.1f} LUFS ({change})"
+        )
+        studio.events.sequence_finished(result)
+        return result
+
     async def results(self) -> list[SequenceResult]:
-        finished = await asyncio.gather(*self.finishing)
-        return [
-            SequenceResult(sequence=s, rendered=r, attempts=tuple(a), finished=f)
-            for (s, r, a), f in zip(self.accepted, finished, strict=True)
-        ]
+        return list(await asyncio.gather(*self.finishing))
 
 
 class FilmFailed(ReelflowError):
@@ -185,7 +202,6 @@ async def render_chains(studio: Studio, plan: FilmPlan, starts: Seq[ChainStart])
                 for chain, start in zip(plan.chains, starts, strict=True)
             )
         )
-    await publish_checks(outcomes)
     _raise_if_failed(plan, outcomes, studio)
     rendered = sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
     return Footage(
@@ -211,20 +227,6 @@ def _raise_if_failed(plan: FilmPlan, outcomes: Seq[ChainOutcome], studio: Studio
                 "again to continue where it stopped.",
             ]
         )
-    )
-
-
-async def publish_checks(outcomes: Seq[ChainOutcome]) -> None:
-    """The dialogue verdicts and loudness of every sequence, as Prefect table artifacts."""
-    await acreate_table_artifact(
-        key="dialogue-check",
-        table=dialogue_rows(outcomes),
-        description="Scripted vs heard dialogue, verdicts and actions",
-    )
-    await acreate_table_artifact(
-        key="loudness",
-        table=loudness_rows(outcomes),
-        description="Per-sequence loudness before/after normalize",
     )
 
 

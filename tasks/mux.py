@@ -187,6 +187,7 @@ def _cut_key(parameters: dict[str, Any]) -> str:
 
 @task(
     name="cut-film",
+    task_run_name="cut-film",
     cache_policy=keyed_by(_cut_key),
     persist_result=True,
     result_serializer="json",

@@ -37,6 +37,7 @@ def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict
 
 @task(
     name="preflight",
+    task_run_name="preflight",
     cache_policy=NO_CACHE,
     retries=4,
     retry_delay_seconds=[1, 2, 5, 10],

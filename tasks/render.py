@@ -74,7 +74,7 @@ def _sequence_key(parameters: dict[str, Any]) -> str:
 
 
 def _carry_key(parameters: dict[str, Any]) -> str:
-    return content_key("carry", parameters["video"])
+    return content_key("carry", parameters["rendered"].video)
 
 
 
@@ -116,13 +116,14 @@ async def render_sequence(
 
 @task(
     name="carry-frame",
-    task_run_name="carry-frame-{video.short}",
+    task_run_name="carry-frame-seq{rendered.index}",
     cache_policy=keyed_by(_carry_key),
     persist_result=True,
     result_serializer="json",
 )
-async def carry_frame(studio: Studio, video: MediaRef) -> MediaRef:
+async def carry_frame(studio: Studio, rendered: RenderedSequence) -> MediaRef:
     """The exact last frame of a rendered sequence: the next sequence's first frame."""
+    video = rendered.video
     source = await studio.store.fetch(video)
     frame = studio.store.scratch / "frames" / f"{video.sha256}.last.png"
     await asyncio.to_thread(media.extract_last_frame, source, frame)

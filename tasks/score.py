@@ -204,7 +204,11 @@ async def _render_counting_cache(studio: Studio, cue: Cue) -> RenderedCue:
     state = await studio.bind(render_cue)(studio, cue, return_state=True)  # type: ignore[misc]
     rendered: RenderedCue = await state.aresult()
     # Prefect names a state served from the cache "Cached": no GPU second was spent.
-    return rendered.model_copy(update={"cached": state.name == "Cached"})
+    rendered = rendered.model_copy(update={"cached": state.name == "Cached"})
+    origin = "from the cache" if rendered.cached else f"on {rendered.server}"
+    studio.events.outcome(f"cue {cue.index} ({cue.section}): {cue.duration_s:.1f} s {origin}")
+    studio.events.cue_finished(rendered)
+    return rendered
 
 
 async def compose_score(studio: Studio, footage: Footage) -> ScoreResult | None:

@@ -49,21 +49,26 @@ def final_action(action: str) -> str:
 
 
 def in_order(outcomes: Iterable[ChainOutcome]) -> list[SequenceResult]:
-    return sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
+    """Every finished sequence of the chains, in film order."""
+    return by_index(r for o in outcomes for r in o.sequences)
 
 
-def dialogue_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
+def by_index(results: Iterable[SequenceResult]) -> list[SequenceResult]:
+    return sorted(results, key=lambda r: r.sequence.index)
+
+
+def dialogue_rows(results: Iterable[SequenceResult]) -> list[dict[str, Any]]:
     """Per line and attempt: expected vs heard, the verdict and what was done about it."""
     return [
         {"sequence": result.sequence.index, "attempt": number, "seed": attempt.seed}
         | line._asdict()
-        for result in in_order(outcomes)
+        for result in by_index(results)
         for number, attempt in enumerate(result.attempts, start=1)
         for line in heard_lines(attempt.verdict)
     ]
 
 
-def loudness_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
+def loudness_rows(results: Iterable[SequenceResult]) -> list[dict[str, Any]]:
     """Per sequence: loudness before and after normalizing, the gain and the true peak."""
     return [
         {
@@ -75,13 +80,13 @@ def loudness_rows(outcomes: Iterable[ChainOutcome]) -> list[dict[str, Any]]:
             "edits": "; ".join(r.finished.edits) or "none",
             "note": r.finished.gain_reason,
         }
-        for r in in_order(outcomes)
+        for r in by_index(results)
     ]
 
 
-def warnings_of(outcomes: Iterable[ChainOutcome]) -> list[str]:
+def warnings_of(results: Iterable[SequenceResult]) -> list[str]:
     return [
         f"sequence {r.sequence.index}: {warning}"
-        for r in in_order(outcomes)
+        for r in by_index(results)
         for warning in r.attempts[-1].verdict.warnings
     ]

@@ -64,6 +64,17 @@ def load_screenplay(path: Path) -> Screenplay:
     return screenplay
 
 
+def screenplay_title(path: Path) -> str:
+    """The title a screenplay file gives itself, or its file name when it cannot be read
+    (the plan stage then says what is wrong with it): for naming runs before planning."""
+    try:
+        document = json.loads(path.read_bytes()[:MAX_FILE_BYTES])
+        title = document.get("title") if isinstance(document, dict) else None
+    except (OSError, ValueError):
+        title = None
+    return " ".join(title.split())[:80] if isinstance(title, str) and title.strip() else path.stem
+
+
 def parse_screenplay(text: str, *, source: str = "<screenplay>") -> Screenplay:
     """Parse screenplay JSON text that has no folder of its own (no source images allowed)."""
     raw = _decode(text, source)

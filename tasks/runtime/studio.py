@@ -28,6 +28,7 @@ from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
 from tasks.schema.options import FilmOptions
+from tasks.schema.outcomes import RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
 from tasks.schema.schedule import Family
 
@@ -35,17 +36,29 @@ T = TypeVar("T", bound=Task[Any, Any])
 
 
 class ProgressSink(Protocol):
-    """Where a run reports stages and per-render progress (a terminal, or nothing)."""
+    """Where a run reports what it does as it goes (a terminal, the Prefect run, or nothing)."""
 
-    def stage(self, text: str) -> None: ...
+    def stage(self, text: str) -> None:
+        """A stage begins ("rendering 7 sequences in 3 chains")."""
 
-    def render_progress(self, label: str, value: int, maximum: int) -> None: ...
+    def render_progress(self, label: str, value: int, maximum: int) -> None:
+        """A render's own progress, step by step, from the server."""
 
-    def render_done(self, label: str, detail: str) -> None: ...
+    def render_done(self, label: str, detail: str) -> None:
+        """A render came back."""
+
+    def outcome(self, text: str, *, warning: bool = False) -> None:
+        """One stage outcome in the film's words ("sequence 3: misheard, kept with a warning")."""
+
+    def sequence_finished(self, result: SequenceResult) -> None:
+        """A sequence is ready for the cut: rendered, heard and normalized."""
+
+    def cue_finished(self, cue: RenderedCue) -> None:
+        """A score cue is rendered."""
 
 
 class QuietSink:
-    """Reports nothing; Prefect's own logs and artifacts tell the story."""
+    """Reports nothing."""
 
     def stage(self, text: str) -> None:
         return None
@@ -54,6 +67,15 @@ class QuietSink:
         return None
 
     def render_done(self, label: str, detail: str) -> None:
+        return None
+
+    def outcome(self, text: str, *, warning: bool = False) -> None:
+        return None
+
+    def sequence_finished(self, result: SequenceResult) -> None:
+        return None
+
+    def cue_finished(self, cue: RenderedCue) -> None:
         return None
 
 
