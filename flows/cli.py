@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "plan":
             return run_plan(argv[1:], console)
+        if argv and argv[0] == "serve":
+            from flows.serve import run_serve
+
+            return run_serve(argv[1:])
         return run_render(argv, console)
     except ReelflowError as error:
         Console(stderr=True).print(Text("error: ", style="red") + Text(str(error)))

@@ -219,9 +219,10 @@ class Chromium:
                 result: dict[str, Any] = message.get("result", {})
                 return result
 
-    def open(self, page: Path) -> None:
-        """Navigate to a file and wait for its load event."""
-        self.send("Page.navigate", {"url": page.resolve().as_uri()})
+    def open(self, page: Path | str) -> None:
+        """Navigate to a file (or an http URL) and wait for its load event."""
+        url = page if isinstance(page, str) else page.resolve().as_uri()
+        self.send("Page.navigate", {"url": url})
         while self._receive().get("method") != "Page.loadEventFired":
             pass
 

@@ -69,6 +69,12 @@ class StudioOptions(_Options):
         description="local: lock files on this host; prefect: global concurrency limits for "
         "workers on several hosts (needs a Prefect server).",
     )
+    public_url: str = Field(
+        "",
+        description="Base URL the output folder is served under (`python -m flows.film serve`), "
+        "for links in the Prefect run; empty: $REELFLOW_PUBLIC_URL. A bucket store needs none.",
+        json_schema_extra={"metavar": "URL"},
+    )
     schedule: Literal["auto", "aware", "unaware"] = Field(
         "auto",
         description="aware: keep each GPU on one model family where that costs no time; "

@@ -211,6 +211,18 @@ class Deliverables(BaseModel):
     report: Path
 
 
+class Shared(BaseModel):
+    """Where the film can be opened from anywhere, if anywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    film: str | None = None
+    review: str | None = None
+    contact_sheet: str | None = None
+    keyframes: tuple[str, ...] = ()
+    note: str = ""
+
+
 class FilmResult(BaseModel):
     """What a film run produced and what it cost: the flow's result and the end report."""
 
@@ -228,3 +240,4 @@ class FilmResult(BaseModel):
     chains: tuple[ChainOutcome, ...]
     prompts: int
     gpu_seconds: float
+    shared: Shared = Shared()

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from prefect.artifacts import acreate_link_artifact
+from prefect.artifacts import (
+    acreate_image_artifact,
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+)
+from prefect.context import FlowRunContext
 
 from tasks.deliver.dailies.write import write_review
+from tasks.deliver.share import share_film
 from tasks.runtime.studio import Studio
-from tasks.schema.outcomes import Deliverables, FilmResult, Footage, ScoreResult
+from tasks.schema.outcomes import Deliverables, FilmResult, Footage, ScoreResult, Shared
 
 
 async def publish_dailies(
@@ -26,12 +32,8 @@ async def publish_dailies(
         animatic=studio.animatic,
         run=studio.options,
     )
-    await acreate_link_artifact(
-        key="dailies",
-        link=review.resolve().as_uri(),
-        link_text="review.html",
-        description="The dailies page",
-    )
+    shared = await share_film(studio, footage, delivered)
+    await publish_links(shared, footage.plan.title)
     return FilmResult(
         title=footage.plan.title,
         folder=str(delivered.folder),
@@ -45,4 +47,28 @@ async def publish_dailies(
         chains=footage.chains,
         prompts=studio.stats.prompts,
         gpu_seconds=studio.stats.gpu_seconds,
+        shared=shared,
     )
+
+
+async def publish_links(shared: Shared, title: str) -> None:
+    """The film, its dailies and its pictures as artifacts a person opens with one click."""
+    if FlowRunContext.get() is None:
+        return
+    if shared.review is None:
+        await acreate_markdown_artifact(
+            key="dailies", markdown=f"# {title}\n\n{shared.note}", description="The dailies page"
+        )
+        return
+    links = {"dailies": (shared.review, "review.html"), "film": (shared.film, "the film")}
+    for key, (link, text) in links.items():
+        if link is not None:
+            await acreate_link_artifact(key=key, link=link, link_text=text, description=text)
+    if shared.contact_sheet is not None:
+        await acreate_image_artifact(
+            image_url=shared.contact_sheet, key="contact-sheet", description="Contact sheet"
+        )
+    for number, keyframe in enumerate(shared.keyframes):
+        await acreate_image_artifact(
+            image_url=keyframe, key=f"keyframe-{number}", description=f"Keyframe {number}"
+        )
