@@ -69,6 +69,7 @@ class BatchEntry(BaseModel):
     gpu_s: float = 0.0
     prompts: int = 0
     folder: str = ""
+    dailies: str = Field("", description="A link to the film's dailies page, where one exists.")
     message: str = ""
 
 
@@ -200,14 +201,16 @@ async def render_screenplay(source: ScreenplaySource, options: FilmOptions) -> B
         gpu_s=round(result.gpu_seconds, 2),
         prompts=result.prompts,
         folder=result.folder,
+        dailies=result.shared.review or "",
     )
 
 
 async def publish_summary(summary: BatchSummary) -> None:
     rows = [
         {
-            **entry.model_dump(exclude={"folder"}),
-            "folder": Path(entry.folder).resolve().as_uri() if entry.folder else "",
+            **entry.model_dump(exclude={"folder", "dailies"}),
+            # A link that opens from the UI, else the folder on the worker, as text.
+            "dailies": entry.dailies or entry.folder,
         }
         for entry in summary.entries
     ]

@@ -60,6 +60,8 @@ class PrefectServer:
         env.update(
             PREFECT_HOME=str(self.home),
             PREFECT_API_URL=self.api_url,
+            # The UI calls the API it is told about; on a port other than 4200 it must be told.
+            PREFECT_UI_API_URL=self.api_url,
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_LOGGING_LEVEL="WARNING",
             PREFECT_SERVER_LOGGING_LEVEL="WARNING",

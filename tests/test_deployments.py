@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import PrefectClient
@@ -28,10 +31,12 @@ from flows.batch import (
     load_state,
     nightly_batch,
 )
-from sim.embedded import RunningSimulator, start_simulator
+from flows.serve import film_server
+from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
 from sim.settings import SimSettings
 from tasks.deliver.folder import REPORT_ARTIFACT_KEY
 from tasks.schema.options import FilmOptions
+from tests.chromium import Chromium
 from tests.film_helpers import sim_stats, write_screenplay
 from tests.prefect_server import (
     REPO,
@@ -92,8 +97,9 @@ def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_nigh
     assert "scenes" in rows["broken.json"]["message"]
     for name in ("harbour.json", "lighthouse.json"):
         assert rows[name]["prompts"] > 0 and rows[name]["duration_s"] > 0
-        assert rows[name]["folder"].startswith("file://")
-        folder = Path(rows[name]["folder"].removeprefix("file://"))
+        # No public URL in this batch: the folder on the worker, not a file:// link browsers block.
+        folder = Path(rows[name]["dailies"])
+        assert folder.is_absolute()
         assert list((folder / "sequences").glob("seq*.mp4"))
     assert set(load_state(out).films) == {"harbour.json", "lighthouse.json"}
     submitted = sim_stats(sim.url)["prompts_submitted"]
@@ -170,6 +176,25 @@ async def run_deployment_until_final(
         return run, time.monotonic() - triggered
 
 
+def screenshot_run_page(api_url: str, run_id: str, dest: Path) -> Path:
+    """The flow run's page in the Prefect UI, once it shows the run, as a PNG (kept)."""
+    with Chromium(height=1200) as browser:
+        browser.open(f"{api_url.removesuffix('/api')}/runs/flow-run/{run_id}")
+        deadline = time.monotonic() + 60
+        while "Test Reel" not in (browser.evaluate("document.body.innerText") or ""):
+            assert time.monotonic() < deadline, "the run page never showed the run"
+            time.sleep(0.5)
+        time.sleep(2)  # the panes load after the header
+        browser.screenshot(dest)
+        browser.evaluate(
+            "[...document.querySelectorAll('*')]"
+            ".find(e => e.childElementCount === 0 && e.textContent.trim() === 'Artifacts')"
+            ".click()"
+        )
+        time.sleep(3)
+        return browser.screenshot(dest.with_name(f"{dest.stem}-artifacts.png"))
+
+
 async def read_deployment(api_url: str, name: str) -> DeploymentResponse:
     async with PrefectClient(api=api_url) as client:
         return await client.read_deployment_by_name(name)
@@ -182,7 +207,11 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
         tmp_path, [{"description": "Gulls circle the mast.", "duration": 2.0}]
     )
     out = tmp_path / "renders"
+    out.mkdir()
     yaml = "deployments/prefect.yaml"
+    films = film_server(out, "127.0.0.1", free_loopback_port())
+    threading.Thread(target=films.serve_forever, daemon=True).start()
+    public_url = f"http://127.0.0.1:{films.server_address[1]}"
     with (
         prefect_server(tmp_path / "prefect") as server,
         start_simulator(
@@ -210,7 +239,11 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
         )  # fmt: skip
         parameters = {
             "screenplay": str(screenplay_path),
-            "options": {"comfyui": [sim.url], "out": str(out)},
+            "options": {
+                "comfyui": [sim.url],
+                "out": str(out),
+                "studio": {"gpu_slots": "prefect", "public_url": public_url},
+            },
         }
         run, took = asyncio.run(
             run_deployment_until_final(server.api_url, "film/film", parameters, timeout=240)
@@ -219,15 +252,29 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
         assert run.state is not None and run.state.is_completed(), (
             f"{run.state}\n{server.log_tail()}"
         )
-        assert {"film-plan", REPORT_ARTIFACT_KEY} <= set(artifacts_of(server.api_url, str(run.id)))
+        artifacts = artifacts_of(server.api_url, str(run.id))
+        assert {"film-plan", REPORT_ARTIFACT_KEY} <= set(artifacts)
+        assert run.name == "film: Test Reel"
+        assert artifacts["film-progress"] == 100.0
+        assert {"dialogue-check", "loudness"} <= set(artifacts)
+        # One click from the run page: the dailies page, the film and the contact sheet open.
+        for key in ("dailies", "film", "contact-sheet", "keyframe-0"):
+            # A link artifact holds markdown, `[text](url)`; an image artifact the URL itself.
+            url = re.sub(r"^\[.*\]\((.*)\)$", r"\1", artifacts[key])
+            assert url.startswith(public_url), key
+            assert httpx.get(url, timeout=30).status_code == 200, key
+        shot = screenshot_run_page(server.api_url, str(run.id), tmp_path / "run-page.png")
         nightly = asyncio.run(read_deployment(server.api_url, "nightly-batch/nightly-batch"))
         registered = block_type_slugs(server.api_url)
         groups = [process.pid for process in server.processes]
         print(
+            f"\nRUN PAGE SCREENSHOTS: {shot.with_name('run-page.png')}, {shot}"
             f"\nserver healthy in {server.started_in:.1f} s, block register + deploy --all "
             f"{deployed_in:.1f} s, "
             f"trigger to Completed {took:.1f} s"
         )
+    films.shutdown()
+    films.server_close()
     for group in groups:  # server, worker and the flow runs it spawned: all gone
         with pytest.raises(ProcessLookupError):
             os.killpg(group, 0)
