@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flows.film import film
 from tasks.errors import ReelflowError
+from tasks.runtime.bucket import BucketUnreadable, download, json_objects
 from tasks.runtime.files import write_atomic
 from tasks.schema.options import FilmOptions
 
@@ -140,34 +141,16 @@ def local_screenplays(folder: Path) -> list[ScreenplaySource]:
 
 
 def bucket_screenplays(uri: str, inbox: Path) -> list[ScreenplaySource]:
-    """Download `s3://bucket/prefix/*.json` (AWS_* environment, as for the media store)."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    parts = urlsplit(uri)
-    prefix = parts.path.strip("/")
-    prefix = f"{prefix}/" if prefix else ""
-    client = boto3.client("s3")
-    sources: list[ScreenplaySource] = []
+    """Download `s3://bucket/prefix/*.json` into the inbox."""
+    prefix = urlsplit(uri).path.strip("/")
+    sources = []
     try:
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=parts.netloc, Prefix=prefix, Delimiter="/"
-        )
-        keys = sorted(
-            item["Key"]
-            for page in pages
-            for item in page.get("Contents", [])
-            if item["Key"].endswith(".json")
-        )
-        for key in keys:
-            name = key.removeprefix(prefix)
-            body = client.get_object(Bucket=parts.netloc, Key=key)["Body"].read()
-            sources.append(ScreenplaySource(name, write_atomic(inbox / name, body)))
-    except (BotoCoreError, ClientError) as failure:
-        raise ScreenplaySourceMissing(
-            f"cannot read screenplays from {uri}: {failure}. Check the bucket name and the "
-            "AWS_* environment (credentials, AWS_ENDPOINT_URL)."
-        ) from failure
+        for key in json_objects(uri):
+            name = key.removeprefix(f"{prefix}/" if prefix else "")
+            source = f"s3://{urlsplit(uri).netloc}/{key}"
+            sources.append(ScreenplaySource(name, download(source, inbox / name)))
+    except BucketUnreadable as unreadable:
+        raise ScreenplaySourceMissing(str(unreadable)) from unreadable
     return sources
 
 

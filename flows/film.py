@@ -13,7 +13,7 @@ from tasks.chains import render_chains
 from tasks.deliver import deliver_film, publish_dailies
 from tasks.keyframe import make_keyframes
 from tasks.mux import mux_film
-from tasks.plan import plan_screenplay
+from tasks.plan import plan_screenplay, screenplay_file
 from tasks.plan.screenplay_file import screenplay_title
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
@@ -30,13 +30,14 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
     """Render a screenplay into a film folder.
 
     Args:
-        screenplay: The screenplay JSON on the worker (relative to the working directory,
-            $REELFLOW_REPO for deployments, or absolute).
+        screenplay: The screenplay JSON: a path on the worker (relative to the working
+            directory, $REELFLOW_REPO for deployments, or absolute) or s3://bucket/key.
         options: Servers, store and mode first; what to render, how to deliver and how to
             share the GPUs below (each field says what it does).
     """
-    plan = plan_screenplay(Path(screenplay), options)  # scenes -> sequences, chains, cues
-    async with open_run(plan, Path(screenplay), options) as studio:  # servers, store, preflight
+    source = screenplay_file(screenplay, options)  # a path on the worker, or s3://bucket/key
+    plan = plan_screenplay(source, options)  # scenes -> sequences, chains, cues
+    async with open_run(plan, source, options) as studio:  # servers, store, preflight
         keyframes = await make_keyframes(studio, plan)  # each chain's start image
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward
         footage = await render_chains(studio, plan, keyframes)

@@ -152,6 +152,8 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
             yield studio
         finally:
             await progress.close()
+            if simulator is not None and isinstance(studio.slots, PrefectSlots):
+                await studio.slots.remove_limits(servers)
 
 
 async def publish_plan(plan: FilmPlan) -> None:

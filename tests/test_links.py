@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ import boto3
 import httpx
 import pytest
 
+from flows.film import film
 from flows.serve import film_server
 from sim.embedded import free_loopback_port
+from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 from tests.film_helpers import render, write_screenplay
 from tests.s3_helpers import moto_server, use_s3
@@ -84,9 +87,12 @@ def test_a_film_in_a_bucket_opens_from_its_presigned_links_alone(
     with moto_server() as port:
         endpoint = f"http://127.0.0.1:{port}"
         use_s3(monkeypatch, endpoint)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="films")
-        result = render(
-            write_screenplay(tmp_path, SCENES), tmp_path / "renders", [], store="s3://films/studio"
-        )
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="films")
+        # The screenplay itself is a bucket object: no path on the worker is needed.
+        written = write_screenplay(tmp_path, SCENES)
+        s3.put_object(Bucket="films", Key="inbox/reel.json", Body=written.read_bytes())
+        chosen = FilmOptions.of(out=str(tmp_path / "renders"), store="s3://films/studio")
+        result = asyncio.run(film(screenplay="s3://films/inbox/reel.json", options=chosen))
         assert "X-Amz-Expires=604800" in (result.shared.review or "")
         assert_links_open(result)

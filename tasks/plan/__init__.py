@@ -10,8 +10,18 @@ from pathlib import Path
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay
+from tasks.runtime.bucket import download
 from tasks.schema.film_plan import FilmPlan
 from tasks.schema.options import FilmOptions
+
+
+def screenplay_file(screenplay: str, options: FilmOptions) -> Path:
+    """The screenplay as a local file: a path on the worker as it is, an `s3://` object
+    downloaded into OUT/.reelflow/inbox first."""
+    if not screenplay.startswith("s3://"):
+        return Path(screenplay)
+    name = screenplay.rsplit("/", 1)[-1]
+    return download(screenplay, Path(options.out) / ".reelflow" / "inbox" / name)
 
 
 def plan_screenplay(path: Path, options: FilmOptions) -> FilmPlan:

@@ -14,6 +14,7 @@ Two implementations behind one interface:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -54,6 +55,16 @@ class FileLockSlots:
     def _try(self, server: ComfyUIServer, number: int) -> int | None:
         return try_flock(self.folder / f"{server.concurrency_limit_name}.slot{number}.lock")
 
+    async def remove_limits(self, servers: Sequence[ComfyUIServer]) -> None:
+        """Delete the servers' limits: for a throwaway server (the embedded simulator's random
+        port) that no later run will ask for, so none is left behind in the UI."""
+        async with get_client() as client:
+            for server in servers:
+                with contextlib.suppress(ObjectNotFound):
+                    await client.delete_global_concurrency_limit_by_name(
+                        server.concurrency_limit_name
+                    )
+
     @asynccontextmanager
     async def hold(self, servers: Sequence[ComfyUIServer]) -> AsyncIterator[Slot]:
         while True:
@@ -89,6 +100,16 @@ class PrefectSlots:
                         GlobalConcurrencyLimitCreate(
                             name=server.concurrency_limit_name, limit=server.gpu_slots
                         )
+                    )
+
+    async def remove_limits(self, servers: Sequence[ComfyUIServer]) -> None:
+        """Delete the servers' limits: for a throwaway server (the embedded simulator's random
+        port) that no later run will ask for, so none is left behind in the UI."""
+        async with get_client() as client:
+            for server in servers:
+                with contextlib.suppress(ObjectNotFound):
+                    await client.delete_global_concurrency_limit_by_name(
+                        server.concurrency_limit_name
                     )
 
     @asynccontextmanager
