@@ -11,8 +11,8 @@ import pytest
 
 from sim.inventory import default_models, live_object_info
 from tasks.comfyui.errors import TemplateError
-from tasks.comfyui.validate import validate_prompt
 from tasks.comfyui.titles import TITLES
+from tasks.comfyui.validate import validate_prompt
 from tasks.comfyui.workflow import (
     ModelSet,
     TemplateKind,
@@ -191,7 +191,7 @@ def test_a_template_without_an_optional_title_keeps_its_own_values(tmp_path: Pat
 def test_a_text_to_video_template_with_a_start_image_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "t2v.json"
     path.write_text(_template_text("ltx23_relay_i2v"))
-    with pytest.raises(TemplateError, match="a text-to-video template has a 'reelflow.start_"):
+    with pytest.raises(TemplateError, match=r"a text-to-video template has a 'reelflow\.start_"):
         Workflow.load(path).checked(TemplateKind.relay_t2v)
 
 

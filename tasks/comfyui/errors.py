@@ -84,8 +84,7 @@ class PreflightFailed(PromptRejected):
         self.headline = headline or f"preflight found {len(self.problems)} problem(s)"
         self.args = (
             text
-            or "ComfyUI preflight found problems:\n"
-            + "\n".join(f"  - {p}" for p in self.problems),
+            or "ComfyUI preflight found problems:\n" + "\n".join(f"  - {p}" for p in self.problems),
         )
 
 

@@ -260,8 +260,7 @@ def refusal(reports: Mapping[str, PreflightReport]) -> PreflightFailed | None:
             if found:
                 lines.append(f"  {heading}")
                 lines += [
-                    f"    - {f.text} (needed by {stages_text(report.needed_by[f])})"
-                    for f in found
+                    f"    - {f.text} (needed by {stages_text(report.needed_by[f])})" for f in found
                 ]
     lines.append("Nothing was rendered. Fix these, then run the same command again.")
     everything = [f"{server}: {p}" for server, r in reports.items() for p in r.problems]

@@ -56,9 +56,7 @@ def _slots(*names: str, optional: tuple[str, ...] = ()) -> dict[str, Slot]:
 
 
 def _model(*names: str) -> Title:
-    return Title(
-        _slots(*names), "a model loader", required=False, kept="its own model files"
-    )
+    return Title(_slots(*names), "a model loader", required=False, kept="its own model files")
 
 
 _FRAMES = Title(

@@ -60,8 +60,10 @@ class Workflow:
     @classmethod
     def from_document(cls, document: Any, *, name: str, origin: str) -> Workflow:
         """A template from an API-format export already read (a file's, or a block's)."""
-        if not isinstance(document, dict) or not document or not all(
-            isinstance(n, dict) and "class_type" in n for n in document.values()
+        if (
+            not isinstance(document, dict)
+            or not document
+            or not all(isinstance(n, dict) and "class_type" in n for n in document.values())
         ):
             raise TemplateError(
                 f"{origin}: not an API-format workflow; export it with 'Save (API)' "
