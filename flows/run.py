@@ -187,7 +187,7 @@ async def choose_workflows(options: FilmOptions) -> dict[TemplateKind, Workflow]
     to fill) is said once in the log.
     """
     settings = [setting_entries(options.studio.workflows, "--workflows"), environment_entries()]
-    blocks = {}
+    blocks: dict[str, dict[TemplateKind, Workflow]] = {}
     for name in {entry.block for entries in settings for entry in entries if entry.block}:
         try:
             saved = await WorkflowSet.aload(name)

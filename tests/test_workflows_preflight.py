@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.filesystems import LocalFileSystem
@@ -24,6 +25,7 @@ from tasks.comfyui.workflow import WORKFLOWS_DIR, TemplateKind, load_models
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay
+from tasks.preflight import film_prompts
 from tasks.runtime.slots import FileLockSlots
 from tasks.runtime.store import MediaStore
 from tasks.runtime.studio import Studio
@@ -46,6 +48,19 @@ def _half_installed() -> dict[str, list[str]]:
         name for name in models["diffusion_models"] if name not in (KEYFRAME_MODEL, CUE_MODEL)
     ]
     return models
+
+
+def _offline_studio(root: Path, servers: list[ComfyUIServer]) -> Studio:
+    """A studio needing no Prefect API (for calling a task's `.fn` directly)."""
+    return Studio(
+        store=MediaStore(LocalFileSystem(basepath=str(root / "media")), root / "scratch"),
+        results=LocalFileSystem(basepath=str(root / "results")),
+        cache_locks=root / "locks" / "cache",
+        servers=servers,
+        slots=FileLockSlots(root / "locks"),
+        models=MODELS,
+        templates=Studio.templates_for(),
+    )
 
 
 def _interpolating_relay(folder: Path) -> Path:
@@ -102,15 +117,7 @@ def test_a_rejection_after_preflight_names_the_stage_and_what_to_do(tmp_path: Pa
     screenplay = write_screenplay(tmp_path, SCENES[:1], score={"theme": "low strings"})
     plan = plan_film(load_screenplay(screenplay), load_defaults())
     with start_simulator(settings, workdir=tmp_path / "sim") as sim:
-        studio = Studio(
-            store=MediaStore(LocalFileSystem(basepath=str(tmp_path / "media")), tmp_path / "s"),
-            results=LocalFileSystem(basepath=str(tmp_path / "results")),
-            cache_locks=tmp_path / "locks" / "cache",
-            servers=[ComfyUIServer(url=sim.url)],
-            slots=FileLockSlots(tmp_path / "locks"),
-            models=MODELS,
-            templates=Studio.templates_for(),
-        )
+        studio = _offline_studio(tmp_path, [ComfyUIServer(url=sim.url)])
         with pytest.raises(PromptRejected) as caught:
             asyncio.run(render_cue.fn(studio, plan.cues[0]))
     assert caught.value.stage == "score cue 0"
@@ -119,3 +126,36 @@ def test_a_rejection_after_preflight_names_the_stage_and_what_to_do(tmp_path: Pa
         "models/diffusion_models. Next: put the missing model files or node packs on the "
         "server, then run the same command again; renders that finished come from the cache."
     )
+
+
+def test_preflight_covers_every_kind_of_prompt_the_film_can_send(tmp_path: Path) -> None:
+    lines = [{"character": "ANA", "line": "Not tonight."}]
+    scenes = [{**SCENES[0], "dialogue": lines}, *SCENES[1:]]
+    plan = plan_film(load_screenplay(write_screenplay(tmp_path, scenes, score={})), load_defaults())
+    studio = _offline_studio(tmp_path, [])
+    with_keyframes = film_prompts(studio, plan, use_keyframes=True)
+    assert set(with_keyframes) == {
+        "keyframe 0",
+        "keyframe 1",
+        *(f"sequence {n}" for n in range(3)),
+        *(f"re-render {n}" for n in range(3)),
+        *(f"score cue {cue.index}" for cue in plan.cues),
+    }
+    assert plan.cues
+    text_to_video = film_prompts(studio, plan, use_keyframes=False)
+    assert not any(name.startswith("keyframe") for name in text_to_video)
+
+    def loads_a_start_frame(prompt: dict[str, Any]) -> bool:
+        return any(node["class_type"] == "LoadImage" for node in prompt.values())
+
+    # Each chain's first sequence starts from nothing; the second carries a frame forward.
+    assert not loads_a_start_frame(text_to_video["sequence 0"])
+    assert loads_a_start_frame(text_to_video["sequence 1"])
+    assert not loads_a_start_frame(text_to_video["re-render 0"])
+    # A dialogue re-render may grow to the frame budget: preflight sends that length.
+    frames = {
+        name: next(n["inputs"]["length"] for n in prompt.values() if "length" in n["inputs"])
+        for name, prompt in text_to_video.items()
+        if name.startswith(("sequence", "re-render"))
+    }
+    assert frames["re-render 0"] == plan.frame_budget > frames["sequence 0"]
