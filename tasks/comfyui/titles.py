@@ -12,8 +12,10 @@ an optional title keeps its own values for it (its own prompt, seed or model fil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class TemplateKind(StrEnum):
@@ -37,6 +39,14 @@ class Slot:
 
     inputs: tuple[str, ...]
     optional: bool = False
+
+    def target(self, node: Mapping[str, Any]) -> str | None:
+        """The input of ``node`` that takes this value, if it has one."""
+        present = node.get("inputs", {})
+        return next((name for name in self.inputs if name in present), None)
+
+    def spelled(self) -> str:
+        return " or ".join(f"'{name}'" for name in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -169,9 +179,4 @@ TITLES: dict[TemplateKind, dict[str, Title]] = {
         "reelflow.text_encoder": _model("clip_name1", "clip_name2"),
         "reelflow.vae": _model("vae_name"),
     },
-}
-
-REQUIRED_TITLES: dict[TemplateKind, list[str]] = {
-    kind: [name for name, title in titles.items() if title.required]
-    for kind, titles in TITLES.items()
 }

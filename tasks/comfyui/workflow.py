@@ -106,11 +106,11 @@ class Workflow:
             node_id, node = found
             lines += [
                 f"{where}: node {node_id} '{title}' ({node['class_type']}) has no input "
-                + _spelled(slot)
+                + slot.spelled()
                 for slot in spec.slots.values()
-                if not slot.optional and _target(node, slot) is None
+                if not slot.optional and slot.target(node) is None
             ]
-        if kind is TemplateKind.relay_t2v and _titles(self.nodes).count(START_IMAGE):
+        if kind is TemplateKind.relay_t2v and self._find(START_IMAGE) is not None:
             lines.append(f"{where}: a text-to-video template has a '{START_IMAGE}' node")
         return lines
 
@@ -154,32 +154,19 @@ class Workflow:
             for name, value in inputs.items():
                 slot = spec.slots.get(name) if spec is not None else None
                 slot = slot or Slot((name,))
-                target = _target(node, slot)
+                target = slot.target(node)
                 if target is None:
                     if slot.optional:
                         continue
                     raise TemplateError(
                         f"{self.name}: node {node_id} '{title}' ({node['class_type']}) "
-                        f"has no input {_spelled(slot)}"
+                        f"has no input {slot.spelled()}"
                     )
                 writes.append((node_id, target, value))
         prompt = copy.deepcopy(self.nodes)
         for node_id, target, value in writes:
             prompt[node_id]["inputs"][target] = value
         return prompt
-
-
-def _titles(nodes: Mapping[str, Any]) -> list[str]:
-    return [(node.get("_meta") or {}).get("title") for node in nodes.values()]
-
-
-def _target(node: Mapping[str, Any], slot: Slot) -> str | None:
-    inputs = node.get("inputs", {})
-    return next((name for name in slot.inputs if name in inputs), None)
-
-
-def _spelled(slot: Slot) -> str:
-    return " or ".join(f"'{name}'" for name in slot.inputs)
 
 
 def load_template(kind: TemplateKind, directory: Path = WORKFLOWS_DIR) -> Workflow:
