@@ -3,5 +3,6 @@
 from blocks.asr import ASREndpoint
 from blocks.comfyui import ComfyUIPool, ComfyUIServer
 from blocks.storage import MediaStorage
+from blocks.workflows import WorkflowSet
 
-__all__ = ["ASREndpoint", "ComfyUIPool", "ComfyUIServer", "MediaStorage"]
+__all__ = ["ASREndpoint", "ComfyUIPool", "ComfyUIServer", "MediaStorage", "WorkflowSet"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.run import open_run
+from flows.run import open_run, refusals_fail_plainly
 from tasks.chains import render_chains
 from tasks.deliver import deliver_film, publish_dailies
 from tasks.keyframe import make_keyframes
@@ -26,6 +26,7 @@ def film_run_name() -> str:
 
 
 @flow(name="film", flow_run_name=film_run_name, log_prints=False)
+@refusals_fail_plainly  # preflight and bad input: one line in Prefect, the full text to the caller
 async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmResult:  # noqa: B008
     """Render a screenplay into a film folder.
 

@@ -6,22 +6,35 @@ is ready, checked and closed again when the run ends.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from prefect import get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.settings import get_current_settings
+from prefect.states import Failed
 
 from blocks.comfyui import ComfyUIPool, ComfyUIServer
 from blocks.storage import resolve_storage
+from blocks.workflows import WorkflowSet
 from flows.progress import RunProgress, progress_sink
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
-from tasks.comfyui.workflow import RenderMode, load_models
+from tasks.comfyui.errors import PreflightFailed
+from tasks.comfyui.preflight import refusal
+from tasks.comfyui.workflow import RenderMode, TemplateKind, Workflow, load_models
+from tasks.comfyui.workflow_sources import (
+    WorkflowError,
+    environment_entries,
+    kept_titles_notice,
+    layer,
+    setting_entries,
+)
 from tasks.errors import ReelflowError
 from tasks.preflight import film_prompts, preflight_servers
 from tasks.runtime.results import upgrade_results
@@ -32,6 +45,9 @@ from tasks.runtime.store import MediaStore, Storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
 from tasks.schema.options import FilmOptions, SlotKind
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 async def _register_results_storage(storage: Storage) -> None:
@@ -92,6 +108,7 @@ async def build_studio(
     mode: RenderMode,
     slot_kind: SlotKind = "local",
     scheduler: GpuScheduler | None = None,
+    templates: dict[TemplateKind, Workflow] | None = None,
 ) -> Studio:
     slots = choose_slots(slot_kind, storage)
     await _register_results_storage(storage)
@@ -105,7 +122,7 @@ async def build_studio(
         servers=servers,
         slots=slots,
         models=load_models(mode),
-        templates=Studio.templates_for(),
+        templates=templates or Studio.templates_for(),
         scheduler=scheduler or GpuScheduler(policy_from_environment()),
     )
 
@@ -126,6 +143,7 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
     options ask for, and preflights every prompt of the film against every server.
     """
     await publish_plan(plan)
+    templates = await choose_workflows(options)
     root = Path(options.out)
     scratch = root / ".reelflow" / "scratch"
     storage = await resolve_storage(
@@ -135,16 +153,28 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
         list(options.comfyui), workdir=root / ".reelflow" / "simulator", simulator=SimSettings()
     ) as (servers, simulator):
         studio = await build_studio(
-            servers, storage, scratch, plan.mode, options.studio.gpu_slots, _scheduler(options)
+            servers,
+            storage,
+            scratch,
+            plan.mode,
+            options.studio.gpu_slots,
+            _scheduler(options),
+            templates,
         )
         studio.options, studio.screenplay, studio.animatic = (
             options,
             screenplay,
             simulator is not None,
         )
-        await preflight_servers(
-            studio, film_prompts(studio, plan, use_keyframes=options.render.keyframes == "generate")
-        )
+        prompts = film_prompts(studio, plan, use_keyframes=options.render.keyframes == "generate")
+        refused = refusal(await preflight_servers(studio, prompts))
+        if refused is not None:
+            await acreate_markdown_artifact(
+                key="preflight",
+                markdown=f"# Preflight\n\n```\n{refused}\n```\n",
+                description="What the ComfyUI servers lack",
+            )
+            raise refused
         logger = get_run_logger()
         progress = await RunProgress(progress_sink.get(), plan, logger).open()  # type: ignore[arg-type]
         studio.events = progress
@@ -154,6 +184,49 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
             await progress.close()
             if simulator is not None and isinstance(studio.slots, PrefectSlots):
                 await studio.slots.remove_limits(servers)
+
+
+async def choose_workflows(options: FilmOptions) -> dict[TemplateKind, Workflow]:
+    """The run's templates: per kind, from the workflows option (CLI flag or flow parameter),
+    else $REELFLOW_WORKFLOWS, else built in; `block:NAME` entries load saved WorkflowSets.
+
+    A template that keeps its own values for some titles (a model-free graph has no prompt
+    to fill) is said once in the log.
+    """
+    settings = [setting_entries(options.studio.workflows, "--workflows"), environment_entries()]
+    blocks: dict[str, dict[TemplateKind, Workflow]] = {}
+    for name in {entry.block for entries in settings for entry in entries if entry.block}:
+        try:
+            saved = await WorkflowSet.aload(name)
+        except ValueError as missing:
+            raise WorkflowError(
+                f"block:{name}: no saved reelflow Workflows block of that name on this Prefect "
+                "server; save one with WorkflowSet.from_folder(...).save(NAME)"
+            ) from missing
+        blocks[name] = saved.workflows(name)
+    templates = Studio.templates_for(*(layer(entries, blocks) for entries in settings))
+    for line in kept_titles_notice(templates):
+        get_run_logger().info(line)
+    return templates
+
+
+def refusals_fail_plainly(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A flow that ends on an explained refusal (preflight, bad input) ends Failed with one
+    line and no traceback; the caller still gets the exception, with the full text.
+
+    Raised, the same error would be printed by Prefect three times over (the exception, its
+    traceback and the final state), each with the whole list.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (PreflightFailed, ReelflowError) as refused:
+            headline = refused.headline if isinstance(refused, PreflightFailed) else str(refused)
+            return Failed(message=headline, data=refused)  # type: ignore[return-value]
+
+    return run
 
 
 async def publish_plan(plan: FilmPlan) -> None:

@@ -7,32 +7,56 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.comfyui.errors import PreflightFailed
-from tasks.comfyui.preflight import preflight
+from tasks.comfyui.preflight import PreflightReport, preflight
 from tasks.keyframe import chain_keyframe_prompt
+from tasks.plan.film import revise_sequence
 from tasks.render import sequence_prompt
 from tasks.runtime.caching import retry_if_transient
 from tasks.runtime.studio import Studio
-from tasks.schema.film_plan import FilmPlan
+from tasks.schema.film_plan import FilmPlan, Sequence
 from tasks.schema.refs import MediaRef
+from tasks.score import cue_render_prompt
 
 PREFLIGHT_START = MediaRef(sha256="0" * 64, suffix=".png", size=0)
 """Stands in for carried frames, which only exist once the film renders."""
 
 
 def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict[str, Any]:
-    """Every keyframe and sequence prompt of the film, by name, for preflight."""
+    """Every kind of prompt the film can send, by stage name, for preflight.
+
+    Keyframes, each sequence as it will start (image-to-video from a keyframe or carried
+    frame, else text-to-video), the longest dialogue re-render each sequence may need, and
+    the score cues. Stages that share a problem are reported together, so listing every one
+    costs the user nothing.
+    """
     prompts: dict[str, Any] = {}
+    rerenders = studio.options.render.dialogue_check
     for chain in plan.chains:
         if chain.keyframe.prompt is not None and use_keyframes:
             prompts[f"keyframe {chain.index}"] = chain_keyframe_prompt(studio, plan, chain)
         for position, index in enumerate(chain.sequences):
             carried = position > 0 or chain.keyframe.source_image is not None or use_keyframes
             start = PREFLIGHT_START if carried else None
-            prompts[f"sequence {index}"] = sequence_prompt(
-                studio, plan, plan.sequences[index], start
-            )
+            sequence = plan.sequences[index]
+            prompts[f"sequence {index}"] = sequence_prompt(studio, plan, sequence, start)
+            longest = longest_rerender(sequence, plan.frame_budget) if rerenders else None
+            if longest is not None:
+                prompts[f"re-render {index}"] = sequence_prompt(studio, plan, longest, start)
+    for cue in plan.cues:
+        prompts[f"score cue {cue.index}"] = cue_render_prompt(studio, cue)
     return prompts
+
+
+def longest_rerender(sequence: Sequence, budget: int) -> Sequence | None:
+    """The sequence as a dialogue re-render may send it at most: new seed, last scene grown
+    to the frame budget (None when it is there already)."""
+    last = len(sequence.segments) - 1
+    frames = budget - sum(segment.frames for segment in sequence.segments[:-1])
+    if frames <= sequence.segments[-1].frames:
+        return None
+    # The first segment of a sequence carries LTX's extra frame (8n + 1 in all).
+    seconds = (frames - (1 if last == 0 else 0)) / sequence.fps
+    return revise_sequence(sequence, {last: seconds}, attempt=1, budget=budget)
 
 
 @task(
@@ -43,13 +67,14 @@ def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict
     retry_delay_seconds=[1, 2, 5, 10],
     retry_condition_fn=retry_if_transient,
 )
-async def preflight_servers(studio: Studio, prompts: dict[str, Any]) -> None:
-    """Check the film's prompts against every server before any GPU time is spent.
+async def preflight_servers(studio: Studio, prompts: dict[str, Any]) -> dict[str, PreflightReport]:
+    """What each server lacks of the film's prompts, by server URL.
 
     A server still booting (refused connections) is waited for, like any transient error.
+    What the servers lack is the answer, not a failure of this task: the run reports it once.
     """
+    reports = {}
     for server in studio.servers:
         async with server.client() as client:
-            report = await preflight(client, prompts)
-        if not report.ok:
-            raise PreflightFailed([f"{server.url}: {problem}" for problem in report.problems])
+            reports[server.url] = await preflight(client, prompts)
+    return reports

@@ -162,7 +162,7 @@ async def render_cue(studio: Studio, cue: Cue) -> RenderedCue:
         studio,
         cue_render_prompt(studio, cue),
         uploads=[],
-        label=f"cue {cue.index}",
+        label=f"score cue {cue.index}",
         family="ace_step",
         output_s=cue.duration_s,
     )

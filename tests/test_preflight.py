@@ -10,7 +10,14 @@ import pytest
 
 from sim.inventory import live_object_info
 from tasks.comfyui.errors import PreflightFailed, PromptRejected
-from tasks.comfyui.preflight import check_prompts, load_node_packs, preflight
+from tasks.comfyui.preflight import (
+    check_prompts,
+    load_node_packs,
+    preflight,
+    refusal,
+    rejected_at,
+    stages_text,
+)
 from tasks.comfyui.workflow import (
     TemplateKind,
     cue_prompt,
@@ -74,39 +81,124 @@ def test_a_missing_prompt_relay_node_names_the_pack_to_install(tmp_path: Path) -
     object_info = live_object_info(_inventory(), tmp_path)
     without_pack = {k: v for k, v in object_info.items() if not k.startswith("PromptRelay")}
     report = check_prompts(_film_prompts(), without_pack)
-    assert not report.ok
-    [problem] = report.problems
-    assert problem.startswith("sequence 1: node 20 'reelflow.prompt'")
-    assert "'PromptRelayEncodeTimeline'" in problem
-    assert "ComfyUI-PromptRelay by kijai" in problem
+    assert report.problems == [
+        "PromptRelayEncodeTimeline: install the custom node pack ComfyUI-PromptRelay by kijai "
+        "(https://github.com/kijai/ComfyUI-PromptRelay) (needed by sequence 1)"
+    ]
 
 
-def test_a_missing_model_file_names_the_input_the_file_and_its_folder(tmp_path: Path) -> None:
+def test_a_missing_model_file_names_the_file_its_folder_and_the_stage(tmp_path: Path) -> None:
     inventory = _inventory()
     inventory["diffusion_models"].remove(MODELS.acestep15.diffusion_model)
     report = check_prompts(_film_prompts(), live_object_info(inventory, tmp_path))
-    [problem] = report.problems
-    assert problem.startswith("cue 0: node 1 'reelflow.checkpoint' (UNETLoader)")
-    assert f"input 'unet_name': model file '{MODELS.acestep15.diffusion_model}'" in problem
-    assert "models/diffusion_models" in problem
+    assert report.problems == [
+        f"{MODELS.acestep15.diffusion_model} -> models/diffusion_models (needed by cue 0)"
+    ]
+
+
+def test_a_missing_node_class_does_not_hide_the_model_files_of_the_same_prompt(
+    tmp_path: Path,
+) -> None:
+    inventory = _inventory()
+    inventory["loras"] = []
+    object_info = live_object_info(inventory, tmp_path)
+    without_pack = {k: v for k, v in object_info.items() if not k.startswith("PromptRelay")}
+    report = check_prompts({"sequence 1": _film_prompts()["sequence 1"]}, without_pack)
+    assert sorted(f.group for f in report.needed_by) == ["model", "node"]
+    assert f"{MODELS.ltx23.distilled_lora} -> models/loras (needed by sequence 1)" in (
+        report.problems
+    )
+
+
+def test_a_file_every_prompt_needs_is_reported_once_with_every_stage(tmp_path: Path) -> None:
+    inventory = _inventory()
+    inventory["loras"] = []
+    relay = _film_prompts()["sequence 1"]
+    prompts = {f"sequence {n}": relay for n in (0, 1, 2, 3, 5)} | {"re-render 1": relay}
+    report = check_prompts(prompts, live_object_info(inventory, tmp_path))
+    assert report.problems == [
+        f"{MODELS.ltx23.distilled_lora} -> models/loras (needed by sequences 0-3, 5, re-render 1)"
+    ]
 
 
 def test_an_out_of_range_input_is_reported_with_comfyuis_words(tmp_path: Path) -> None:
     report = check_prompts(_film_prompts(width=99999), live_object_info(_inventory(), tmp_path))
     [problem] = report.problems
-    assert "(EmptyLTXVLatentVideo) input 'width'" in problem
-    assert "bigger than max" in problem
+    assert problem.startswith("node 12 'reelflow.frames' (EmptyLTXVLatentVideo) input 'width'")
+    assert "bigger than max" in problem and problem.endswith("(needed by sequence 1)")
 
 
-def test_a_failed_preflight_raises_one_clear_multiline_rejection(tmp_path: Path) -> None:
-    report = check_prompts(_film_prompts(), live_object_info({}, tmp_path))
-    assert len(report.problems) >= 5
+def test_a_failed_preflight_raises_one_grouped_message_and_a_one_line_headline(
+    tmp_path: Path,
+) -> None:
+    object_info = live_object_info({}, tmp_path)
+    without_pack = {k: v for k, v in object_info.items() if not k.startswith("PromptRelay")}
+    report = check_prompts(_film_prompts(), without_pack)
     with pytest.raises(PreflightFailed) as caught:
-        report.raise_if_failed()
+        report.raise_if_failed("http://gpu-1:8188")
     assert isinstance(caught.value, PromptRejected)
-    message = str(caught.value)
-    assert message.startswith("ComfyUI preflight found problems:\n")
-    assert message.count("\n  - ") == len(report.problems)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "ComfyUI at http://gpu-1:8188 lacks what the film needs:"
+    assert lines[1].startswith("  model files the server lacks")
+    models = [line for line in lines if " -> models/" in line]
+    # The LTX checkpoint feeds three loaders: one line. Seven distinct files in all.
+    assert len(models) == 7
+    assert sum(MODELS.ltx23.checkpoint in line for line in lines) == 1
+    assert lines.index("  node classes the server lacks:") > lines.index(models[-1])
+    assert lines[-1] == "Nothing was rendered. Fix these, then run the same command again."
+    headline = caught.value.headline
+    assert "\n" not in headline
+    assert "7 model files, 1 node class" in headline
+
+
+def test_stage_names_merge_their_numbers() -> None:
+    stages = ["sequence 0", "sequence 1", "sequence 2", "sequence 4", "keyframe 1", "odd"]
+    assert stages_text([*stages, "score cue 0"]) == (
+        "sequences 0-2, 4, keyframe 1, score cue 0, odd"
+    )
+    assert stages_text(["keyframe 0", "keyframe 1"]) == "keyframes 0, 1"
+
+
+def test_servers_that_lack_the_same_things_share_one_list(tmp_path: Path) -> None:
+    report = check_prompts(_film_prompts(), live_object_info({}, tmp_path))
+    healthy = check_prompts(_film_prompts(), live_object_info(_inventory(), tmp_path))
+    refused = refusal({"http://a:8188": report, "http://b:8188": report, "http://c:1": healthy})
+    assert refused is not None
+    text = str(refused)
+    assert text.count("lacks what the film needs") == 1
+    assert text.startswith("ComfyUI at http://a:8188, http://b:8188 lacks")
+    assert refusal({"http://c:1": healthy}) is None
+
+
+def test_a_late_rejection_names_the_stage_and_what_to_do_next() -> None:
+    # The server's own answer to a prompt naming a model file it lacks (capture 13's shape).
+    rejected = PromptRejected(
+        {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed"},
+        {
+            "1": {
+                "class_type": "UNETLoader",
+                "dependent_outputs": ["10"],
+                "errors": [
+                    {
+                        "type": "value_not_in_list",
+                        "message": "Value not in list",
+                        "details": "unet_name: 'ace.safetensors' not in []",
+                        "extra_info": {
+                            "input_name": "unet_name",
+                            "received_value": "ace.safetensors",
+                        },
+                    }
+                ],
+            }
+        },
+    )
+    late = rejected_at("score cue 0", "http://gpu-1:8188", rejected)
+    assert late.stage == "score cue 0"
+    assert str(late) == (
+        "score cue 0: ComfyUI at http://gpu-1:8188 refused the prompt: ace.safetensors -> "
+        "models/diffusion_models. Next: put the missing model files or node packs on the "
+        "server, then run the same command again; renders that finished come from the cache."
+    )
 
 
 def test_the_node_pack_table_knows_all_five_prompt_relay_classes() -> None:

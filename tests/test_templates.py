@@ -11,9 +11,9 @@ import pytest
 
 from sim.inventory import default_models, live_object_info
 from tasks.comfyui.errors import TemplateError
+from tasks.comfyui.titles import TITLES
 from tasks.comfyui.validate import validate_prompt
 from tasks.comfyui.workflow import (
-    REQUIRED_TITLES,
     ModelSet,
     TemplateKind,
     Workflow,
@@ -153,16 +153,46 @@ def test_an_image_to_video_template_needs_its_start_image() -> None:
         _relay(TemplateKind.relay_i2v, load_models("fast"), start_image=None)
 
 
-def test_binding_a_title_the_template_lacks_names_the_file_and_the_title(tmp_path: Path) -> None:
+def test_every_missing_required_title_gets_its_own_line_naming_the_file(tmp_path: Path) -> None:
     source = json.loads(_template_text("keyframe_t2i"))
-    del source["27"]["_meta"]
+    del source["9"]["_meta"]  # reelflow.output
+    del source["13"]["_meta"]  # reelflow.size
     path = tmp_path / "my_export.json"
     path.write_text(json.dumps(source))
-    workflow = Workflow.load(path)
-    with pytest.raises(
-        TemplateError, match=r"my_export\.json: no node is titled 'reelflow\.prompt'"
-    ):
-        workflow.require(TemplateKind.keyframe)
+    with pytest.raises(TemplateError) as caught:
+        Workflow.load(path).checked(TemplateKind.keyframe)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{path}: no node is titled 'reelflow.") for line in lines)
+    assert "'reelflow.size' (the picture size" in lines[0]
+    assert "'reelflow.output' (the node that saves the image)" in lines[1]
+
+
+def test_a_template_without_an_optional_title_keeps_its_own_values(tmp_path: Path) -> None:
+    source = json.loads(_template_text("keyframe_t2i"))
+    del source["27"]["_meta"]  # reelflow.prompt: the export's own prompt text stays
+    path = tmp_path / "my_export.json"
+    path.write_text(json.dumps(source))
+    workflow = Workflow.load(path).checked(TemplateKind.keyframe)
+    assert workflow.kept_titles() == ["reelflow.prompt"]
+    prompt = keyframe_prompt(
+        workflow,
+        prompt="ignored",
+        width=512,
+        height=512,
+        seed=1,
+        models=load_models("fast"),
+        output_prefix="k",
+    )
+    assert prompt["27"]["inputs"]["text"] == source["27"]["inputs"]["text"]
+    assert prompt["13"]["inputs"]["width"] == 512
+
+
+def test_a_text_to_video_template_with_a_start_image_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t2v.json"
+    path.write_text(_template_text("ltx23_relay_i2v"))
+    with pytest.raises(TemplateError, match=r"a text-to-video template has a 'reelflow\.start_"):
+        Workflow.load(path).checked(TemplateKind.relay_t2v)
 
 
 def test_binding_an_input_the_titled_node_lacks_names_the_input() -> None:
@@ -251,10 +281,12 @@ def test_a_cue_longer_than_ace_steps_limit_is_refused() -> None:
         )
 
 
-def test_every_template_kind_declares_titles_its_file_carries() -> None:
-    for kind, titles in REQUIRED_TITLES.items():
+def test_the_built_in_templates_carry_every_title_reelflow_binds() -> None:
+    for kind, titles in TITLES.items():
         workflow = load_template(kind)
-        assert set(titles) <= {(n.get("_meta") or {}).get("title") for n in workflow.nodes.values()}
+        assert workflow.kept_titles() == [], kind
+        carried = {(n.get("_meta") or {}).get("title") for n in workflow.nodes.values()}
+        assert set(titles) <= carried
 
 
 def _template_text(stem: str) -> str:

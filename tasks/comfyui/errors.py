@@ -59,6 +59,9 @@ class TemplateError(ComfyUIError):
 class PromptRejected(ComfyUIError):
     """ComfyUI's validator refused the prompt (400, or 200 with non-empty node_errors)."""
 
+    stage: str = ""
+    """The film stage that sent it (``score cue 0``), once known."""
+
     def __init__(
         self,
         error: Mapping[str, Any] | None,
@@ -75,11 +78,13 @@ class PromptRejected(ComfyUIError):
 class PreflightFailed(PromptRejected):
     """A template will not run on this server: a node class, model file or input is wrong."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, text: str = "", headline: str = "") -> None:
         self.problems = list(problems)
         super().__init__({"type": "preflight_failed", "message": "Preflight failed"}, {})
+        self.headline = headline or f"preflight found {len(self.problems)} problem(s)"
         self.args = (
-            "ComfyUI preflight found problems:\n" + "\n".join(f"  - {p}" for p in self.problems),
+            text
+            or "ComfyUI preflight found problems:\n" + "\n".join(f"  - {p}" for p in self.problems),
         )
 
 

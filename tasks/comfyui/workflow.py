@@ -1,7 +1,8 @@
 """Workflow templates (ComfyUI API-format JSON) filled through node-title bindings.
 
 A user can export their own tuned graph with "Save (API)", give a few nodes the
-``reelflow.*`` titles below, and reelflow fills it exactly like the built-in ones.
+``reelflow.*`` titles (``tasks/comfyui/titles.py``), and reelflow fills it exactly like the
+built-in ones.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from tasks.comfyui.errors import TemplateError
+from tasks.comfyui.titles import START_IMAGE, TITLES, Slot, TemplateKind
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 WORKFLOWS_DIR = CONFIG_DIR / "workflows"
@@ -33,126 +34,144 @@ _SEGMENT_COLOURS = ("#4f8edc", "#e07b3a", "#5fb36b", "#c75ac2", "#d9c24a", "#46b
 MAX_CUE_SECONDS = 240.0
 
 
-class TemplateKind(StrEnum):
-    relay_i2v = "ltx23_relay_i2v"
-    relay_t2v = "ltx23_relay_t2v"
-    keyframe = "keyframe_t2i"
-    cue = "acestep15_cue"
-
-
-_LTX_TITLES: dict[str, tuple[str, ...]] = {
-    "reelflow.checkpoint": ("ckpt_name",),
-    "reelflow.text_encoder": ("text_encoder", "ckpt_name"),
-    "reelflow.audio_vae": ("ckpt_name",),
-    "reelflow.distilled_lora": ("lora_name", "strength_model"),
-    "reelflow.frames": ("width", "height", "length"),
-    "reelflow.audio_frames": ("frames_number", "frame_rate"),
-    "reelflow.prompt": (
-        "global_prompt",
-        "local_prompts",
-        "segment_lengths",
-        "max_frames",
-        "timeline_data",
-    ),
-    "reelflow.negative": ("text",),
-    "reelflow.conditioning": ("frame_rate",),
-    "reelflow.seed": ("noise_seed",),
-    "reelflow.sigmas": ("sigmas",),
-    "reelflow.guider": ("cfg",),
-    "reelflow.video": ("fps",),
-    "reelflow.output": ("filename_prefix",),
-}
-
-REQUIRED_TITLES: dict[TemplateKind, dict[str, tuple[str, ...]]] = {
-    TemplateKind.relay_t2v: _LTX_TITLES,
-    TemplateKind.relay_i2v: {**_LTX_TITLES, "reelflow.start_image": ("image",)},
-    TemplateKind.keyframe: {
-        "reelflow.checkpoint": ("unet_name",),
-        "reelflow.text_encoder": ("clip_name",),
-        "reelflow.vae": ("vae_name",),
-        "reelflow.prompt": ("text",),
-        "reelflow.size": ("width", "height"),
-        "reelflow.seed": ("seed", "steps"),
-        "reelflow.output": ("filename_prefix",),
-    },
-    TemplateKind.cue: {
-        "reelflow.checkpoint": ("unet_name",),
-        "reelflow.text_encoder": ("clip_name1", "clip_name2"),
-        "reelflow.vae": ("vae_name",),
-        "reelflow.prompt": ("tags", "lyrics", "seed", "bpm", "duration", "timesignature"),
-        "reelflow.seconds": ("seconds",),
-        "reelflow.seed": ("seed", "steps", "cfg"),
-        "reelflow.output": ("filename_prefix",),
-    },
-}
-
-
 @dataclass(frozen=True)
 class Workflow:
-    """One API-format template; ``template_hash`` is the sha256 of its canonical JSON."""
+    """One API-format template; ``template_hash`` is the sha256 of its canonical JSON.
+
+    ``origin`` says where it came from (a file's path, or a saved block) for messages and
+    the manifest; ``kind`` is set once the template was checked for that kind's titles, and
+    lets a title's value reach whichever of its input names the node has.
+    """
 
     name: str
     nodes: dict[str, Any]
     template_hash: str = field(compare=False)
+    origin: str = field(default="", compare=False)
+    kind: TemplateKind | None = field(default=None, compare=False)
 
     @classmethod
     def load(cls, path: Path) -> Workflow:
         try:
-            nodes = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TemplateError(f"{path}: cannot read workflow template: {exc}") from exc
-        if not isinstance(nodes, dict) or not all(
-            isinstance(n, dict) and "class_type" in n for n in nodes.values()
+        return cls.from_document(document, name=path.name, origin=str(path.resolve()))
+
+    @classmethod
+    def from_document(cls, document: Any, *, name: str, origin: str) -> Workflow:
+        """A template from an API-format export already read (a file's, or a block's)."""
+        if (
+            not isinstance(document, dict)
+            or not document
+            or not all(isinstance(n, dict) and "class_type" in n for n in document.values())
         ):
-            raise TemplateError(f"{path}: not an API-format workflow (use 'Save (API)')")
-        canonical = json.dumps(nodes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return cls(path.name, nodes, hashlib.sha256(canonical.encode()).hexdigest())
+            raise TemplateError(
+                f"{origin}: not an API-format workflow; export it with 'Save (API)' "
+                "(a plain 'Save' writes the editor's format, with 'nodes' and 'links')"
+            )
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return cls(name, document, hashlib.sha256(canonical.encode()).hexdigest(), origin)
 
     def titled(self, title: str) -> tuple[str, dict[str, Any]]:
         """The id and node carrying ``title``; exactly one must."""
+        found = self._find(title)
+        if found is None:
+            raise TemplateError(f"{self.name}: no node is titled '{title}'")
+        return found
+
+    def _find(self, title: str) -> tuple[str, dict[str, Any]] | None:
         found = [
             (node_id, node)
             for node_id, node in self.nodes.items()
             if (node.get("_meta") or {}).get("title") == title
         ]
-        if not found:
-            raise TemplateError(f"{self.name}: no node is titled '{title}'")
         if len(found) > 1:
             ids = ", ".join(node_id for node_id, _ in found)
             raise TemplateError(f"{self.name}: title '{title}' is on several nodes ({ids})")
-        return found[0]
+        return found[0] if found else None
+
+    def problems(self, kind: TemplateKind) -> list[str]:
+        """One line per title ``kind`` needs that is missing, doubled, or lacks an input."""
+        where, lines = self.origin or self.name, []
+        for title, spec in TITLES[kind].items():
+            try:
+                found = self._find(title)
+            except TemplateError as doubled:
+                lines.append(f"{where}: {str(doubled).split(': ', 1)[1]}")
+                continue
+            if found is None:
+                if spec.required:
+                    lines.append(f"{where}: no node is titled '{title}' ({spec.purpose})")
+                continue
+            node_id, node = found
+            lines += [
+                f"{where}: node {node_id} '{title}' ({node['class_type']}) has no input "
+                + slot.spelled()
+                for slot in spec.slots.values()
+                if not slot.optional and slot.target(node) is None
+            ]
+        if kind is TemplateKind.relay_t2v and self._find(START_IMAGE) is not None:
+            lines.append(f"{where}: a text-to-video template has a '{START_IMAGE}' node")
+        return lines
 
     def require(self, kind: TemplateKind) -> None:
-        """Refuse a template that lacks any title or input ``kind`` binds."""
-        for title, inputs in REQUIRED_TITLES[kind].items():
-            self._check(title, inputs)
+        """Refuse a template that lacks any title or input ``kind`` needs (every one named)."""
+        lines = self.problems(kind)
+        if lines:
+            raise TemplateError("\n".join(lines))
 
-    def _check(self, title: str, inputs: tuple[str, ...] | Mapping[str, Any]) -> dict[str, Any]:
-        node_id, node = self.titled(title)
-        for name in inputs:
-            if name not in node.get("inputs", {}):
-                raise TemplateError(
-                    f"{self.name}: node {node_id} '{title}' ({node['class_type']}) "
-                    f"has no input '{name}'"
-                )
-        return node
+    def checked(self, kind: TemplateKind) -> Workflow:
+        """This template, checked for ``kind`` and binding as that kind."""
+        self.require(kind)
+        return replace(self, kind=kind)
+
+    def kept_titles(self) -> list[str]:
+        """The optional titles this template lacks: it keeps its own values for those."""
+        if self.kind is None:
+            return []
+        return [
+            title
+            for title, spec in TITLES[self.kind].items()
+            if not spec.required and self._find(title) is None
+        ]
 
     def bind(self, values: Bindings) -> dict[str, Any]:
-        """A fresh prompt with ``{title: {input: value}}`` written in; the template is untouched."""
+        """A fresh prompt with ``{title: {value: ...}}`` written in; the template is untouched.
+
+        An optional title the template lacks is skipped; so is an optional value its node has
+        no input for. Anything else missing is refused, naming the file, node and input.
+        """
+        titles = TITLES[self.kind] if self.kind is not None else {}
+        writes: list[tuple[str, str, Any]] = []
         for title, inputs in values.items():
-            self._check(title, inputs)
+            spec = titles.get(title)
+            found = self._find(title)
+            if found is None:
+                if spec is not None and not spec.required:
+                    continue
+                raise TemplateError(f"{self.name}: no node is titled '{title}'")
+            node_id, node = found
+            for name, value in inputs.items():
+                slot = spec.slots.get(name) if spec is not None else None
+                slot = slot or Slot((name,))
+                target = slot.target(node)
+                if target is None:
+                    if slot.optional:
+                        continue
+                    raise TemplateError(
+                        f"{self.name}: node {node_id} '{title}' ({node['class_type']}) "
+                        f"has no input {slot.spelled()}"
+                    )
+                writes.append((node_id, target, value))
         prompt = copy.deepcopy(self.nodes)
-        for title, inputs in values.items():
-            node_id, _ = self.titled(title)
-            prompt[node_id]["inputs"].update(inputs)
+        for node_id, target, value in writes:
+            prompt[node_id]["inputs"][target] = value
         return prompt
 
 
 def load_template(kind: TemplateKind, directory: Path = WORKFLOWS_DIR) -> Workflow:
     """The template for ``kind`` from ``directory``, checked for its required titles."""
-    workflow = Workflow.load(directory / f"{kind.value}.json")
-    workflow.require(kind)
-    return workflow
+    return Workflow.load(directory / f"{kind.value}.json").checked(kind)
 
 
 # --- model sets ----------------------------------------------------------------------
@@ -234,6 +253,8 @@ def relay_prompt(
 ) -> dict[str, Any]:
     """A Prompt Relay sequence prompt (I2V when ``start_image`` is given, else T2V)."""
     _check_segments(workflow.name, segment_prompts, segment_frames, frames)
+    i2v = start_image is not None
+    workflow = _as_kind(workflow, TemplateKind.relay_i2v if i2v else TemplateKind.relay_t2v)
     ltx = models.ltx23
     timeline = {
         "segments": [
@@ -250,8 +271,13 @@ def relay_prompt(
             "strength_model": ltx.distilled_lora_strength,
         },
         "reelflow.frames": {"width": width, "height": height, "length": frames},
-        # The node derives the audio latent count (25 Hz) from video frames and fps itself.
-        "reelflow.audio_frames": {"frames_number": frames, "frame_rate": fps},
+        # LTX derives the audio latent count (25 Hz) from video frames and fps itself; a plain
+        # EmptyAudio takes the same length in seconds.
+        "reelflow.audio_frames": {
+            "frames_number": frames,
+            "frame_rate": fps,
+            "duration": frames / fps,
+        },
         "reelflow.prompt": {
             "global_prompt": global_prompt,
             "local_prompts": " | ".join(p.strip() for p in segment_prompts),
@@ -268,9 +294,9 @@ def relay_prompt(
         "reelflow.output": {"filename_prefix": output_prefix},
     }
     if start_image is not None:
-        values["reelflow.start_image"] = {"image": start_image}
+        values[START_IMAGE] = {"image": start_image}
     else:
-        _refuse_title(workflow, "reelflow.start_image", "a text-to-video render")
+        _refuse_title(workflow, START_IMAGE, "a text-to-video render")
     return workflow.bind(values)
 
 
@@ -286,7 +312,7 @@ def keyframe_prompt(
 ) -> dict[str, Any]:
     """A text-to-image keyframe prompt (the start frame of a chain)."""
     image = models.keyframe
-    return workflow.bind(
+    return _as_kind(workflow, TemplateKind.keyframe).bind(
         {
             "reelflow.checkpoint": {"unet_name": image.diffusion_model},
             "reelflow.text_encoder": {"clip_name": image.text_encoder},
@@ -319,7 +345,7 @@ def cue_prompt(
             "split longer score zones into several cues"
         )
     ace = models.acestep15
-    return workflow.bind(
+    return _as_kind(workflow, TemplateKind.cue).bind(
         {
             "reelflow.checkpoint": {"unet_name": ace.diffusion_model},
             "reelflow.text_encoder": {
@@ -341,6 +367,11 @@ def cue_prompt(
             "reelflow.output": {"filename_prefix": output_prefix},
         }
     )
+
+
+def _as_kind(workflow: Workflow, kind: TemplateKind) -> Workflow:
+    """A template read without a kind is checked as the kind it is first filled as."""
+    return workflow if workflow.kind is not None else workflow.checked(kind)
 
 
 def _check_segments(name: str, prompts: list[str], frames_each: list[int], frames: int) -> None:

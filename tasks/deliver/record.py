@@ -48,7 +48,7 @@ def manifest_document(
         ),
         servers=[server.url for server in studio.servers],
         templates={
-            kind.value: TemplateEntry(file=workflow.name, sha256=workflow.template_hash)
+            kind.value: TemplateEntry(file=workflow.origin, sha256=workflow.template_hash)
             for kind, workflow in studio.templates.items()
         },
         models=studio.models.model_dump(mode="json"),

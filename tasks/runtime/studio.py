@@ -7,7 +7,7 @@ another scratch folder, or by another run hits the same cache entries.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +18,11 @@ from prefect.cache_policies import CachePolicy
 from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
-from tasks.comfyui.errors import TransientError
+from tasks.comfyui.errors import PromptRejected, TransientError
+from tasks.comfyui.preflight import rejected_at
 from tasks.comfyui.protocol import ProgressEvent
-from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
+from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow
+from tasks.comfyui.workflow_sources import choose_templates
 from tasks.runtime.asr import EmbeddedTranscriber, Transcriber
 from tasks.runtime.locks import FlockLockManager
 from tasks.runtime.schedule.policy import policy_from_environment
@@ -147,10 +149,12 @@ class Studio:
         )
 
     @classmethod
-    def templates_for(cls, directory: Path | None = None) -> dict[TemplateKind, Workflow]:
-        if directory is None:
-            return {kind: load_template(kind) for kind in TemplateKind}
-        return {kind: load_template(kind, directory) for kind in TemplateKind}
+    def templates_for(
+        cls, *layers: Mapping[TemplateKind, Workflow]
+    ) -> dict[TemplateKind, Workflow]:
+        """Each kind from the first of ``layers`` that has it (the run's own exports, by
+        precedence), else the built-in template; every one checked for its titles."""
+        return choose_templates(layers)
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,10 @@ async def run_on_gpu(
         def progress(event: ProgressEvent) -> None:
             studio.events.render_progress(label, event.value, event.max)
 
-        entry = await client.run(prompt, on_progress=progress)
+        try:
+            entry = await client.run(prompt, on_progress=progress)
+        except PromptRejected as rejected:  # preflight passed: say which stage, and what next
+            raise rejected_at(label, slot.server.url, rejected) from rejected
         busy = time.monotonic() - started
         grant.ran(busy)
         studio.stats.prompts += 1

@@ -62,7 +62,7 @@ class DeliveryOptions(_Options):
 
 
 class StudioOptions(_Options):
-    """How renders share GPUs with other runs."""
+    """How renders share GPUs with other runs, and which workflows they run."""
 
     gpu_slots: SlotKind = Field(
         "local",
@@ -79,6 +79,13 @@ class StudioOptions(_Options):
         "auto",
         description="aware: keep each GPU on one model family where that costs no time; "
         "auto: $REELFLOW_SCHEDULE, else aware.",
+    )
+    workflows: tuple[str, ...] = Field(
+        (),
+        description="Your own ComfyUI workflows (API exports, nodes titled reelflow.*): a folder, "
+        "KIND=FILE for one kind (relay_i2v, relay_t2v, keyframe, cue) or block:NAME; kinds "
+        "not given: $REELFLOW_WORKFLOWS, else the built-in config/workflows.",
+        json_schema_extra={"metavar": "WHERE"},
     )
 
 
