@@ -36,8 +36,12 @@ def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
         first = render(screenplay, tmp_path / "worker-a", [sim.url], store="s3://films/studio")
         assert first.prompts == 9
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="films")["Contents"]]
-        # six renders, their six normalized cuts, and the film itself
-        assert sum(key.endswith(".mp4") for key in keys) == 13
+        # In the store: six renders, their six normalized cuts, and the film itself.
+        media = [key for key in keys if key.startswith("studio/media/")]
+        assert sum(key.endswith(".mp4") for key in media) == 13
+        # Beside it, the delivered folder others open by link: film and six sequences.
+        delivered = [key for key in keys if key.startswith("studio/films/test_reel/")]
+        assert sum(key.endswith(".mp4") for key in delivered) == 7
         assert any(key.startswith("studio/results/") for key in keys)
         # another machine: nothing local at all, only the bucket
         second = render(screenplay, tmp_path / "worker-b", [sim.url], store="s3://films/studio")
