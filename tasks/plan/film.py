@@ -227,7 +227,7 @@ def wrapper_prompt(screenplay: Screenplay, scene_indices: Iterable[int], rules: 
         scene = screenplay.scenes[index]
         present.update(dict.fromkeys(scene.characters))
         present.update(dict.fromkeys(spoken.character for spoken in scene.dialogue))
-    looks = [f"{name}: {screenplay.characters[name]}." for name in present]
+    looks = [f"{name}: {screenplay.description_of(name)}." for name in present]
     parts = [
         f"{screenplay.style.rstrip('.')}.",
         f"Setting: {screenplay.setting.rstrip('.')}.",
@@ -274,7 +274,9 @@ def _chains(screenplay: Screenplay, sequences: list[Sequence]) -> list[Chain]:
 def _title_warnings(screenplay: Screenplay) -> list[LintWarning]:
     title = screenplay.title.lower()
     fields = {"style": screenplay.style, "setting": screenplay.setting}
-    fields.update({f"characters.{name}": look for name, look in screenplay.characters.items()})
+    fields.update(
+        {f"characters.{name}": look.description for name, look in screenplay.characters.items()}
+    )
     return [
         LintWarning(
             code="title-in-prompt",

@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
+from tasks import media
 from tasks.errors import Problem, ScreenplayError
 from tasks.schema.screenplay import DialogueLine, RenderSettings, Scene, Score, Screenplay
 
@@ -59,6 +60,7 @@ def load_screenplay(path: Path) -> Screenplay:
         if scene.source_image is not None
         for problem in _check_source_image(path.parent, index, scene.source_image)
     ]
+    problems += _check_cast(path.parent, screenplay)
     if problems:
         raise ScreenplayError(source, problems)
     return screenplay
@@ -262,47 +264,88 @@ def _shorten(value: Any) -> str:
 
 
 def _check_source_image(folder: Path, index: int, source_image: str) -> list[Problem]:
-    where = f"scenes[{index}].source_image"
-    if not source_image.strip():
-        return [Problem(where, "is empty.", "name an image file, or remove source_image.")]
-    if "\x00" in source_image:
+    return _check_file(folder, f"scenes[{index}].source_image", source_image, "image")
+
+
+VOICE_SECONDS = (2.0, 15.0)
+"""A voice reference long enough to identify a speaker, short enough to be one clean take."""
+
+
+def _check_cast(folder: Path, screenplay: Screenplay) -> list[Problem]:
+    problems = []
+    for name, character in screenplay.characters.items():
+        if character.portrait is not None:
+            where = f"characters.{name}.portrait"
+            problems += _check_file(folder, where, character.portrait, "image")
+        if character.voice is not None:
+            where = f"characters.{name}.voice"
+            problems += _check_file(folder, where, character.voice, "audio")
+    return problems
+
+
+def _check_file(folder: Path, where: str, name: str, kind: str) -> list[Problem]:
+    """A file the screenplay names: relative, inside its folder, there, and readable."""
+    if not name.strip():
+        return [Problem(where, "is empty.", f"name an {kind} file, or remove the field.")]
+    if "\x00" in name:
         return [Problem(where, "contains a NUL character.", "write a plain file name.")]
-    posix, windows = PurePosixPath(source_image), PureWindowsPath(source_image)
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or windows.is_absolute() or windows.drive:
         return [
             Problem(
                 where,
-                f"{source_image!r} is an absolute path.",
-                "give a path relative to the screenplay's folder, e.g. images/start.png.",
+                f"{name!r} is an absolute path.",
+                f"give a path relative to the screenplay's folder, e.g. cast/{Path(name).name}.",
             )
         ]
     base = folder.resolve()
-    target = (base / source_image).resolve()
+    target = (base / name).resolve()
     if not target.is_relative_to(base):
         return [
             Problem(
                 where,
-                f"{source_image!r} points outside the screenplay's folder.",
-                "copy the image next to the screenplay and name it relatively.",
+                f"{name!r} points outside the screenplay's folder.",
+                f"copy the {kind} next to the screenplay and name it relatively.",
             )
         ]
     if not target.exists():
         return [
             Problem(
                 where,
-                f"{source_image!r} does not exist in {base}.",
-                "check the file name, or remove source_image to generate a keyframe.",
+                f"{name!r} does not exist in {base}.",
+                "check the file name, or remove the field to have it made for you.",
             )
         ]
     if not target.is_file():
-        return [
-            Problem(where, f"{source_image!r} is not a regular file.", "name a PNG or JPEG file.")
-        ]
+        return [Problem(where, f"{name!r} is not a regular file.", f"name an {kind} file.")]
+    return _readable_image(where, name, target) if kind == "image" else _voice(where, name, target)
+
+
+def _readable_image(where: str, name: str, target: Path) -> list[Problem]:
     try:
         with Image.open(target) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError):
+        return [Problem(where, f"{name!r} is not a readable image.", "use a PNG or JPEG file.")]
+    return []
+
+
+def _voice(where: str, name: str, target: Path) -> list[Problem]:
+    try:
+        audio = media.probe(target).audio
+    except media.MediaError:
+        audio = None
+    if audio is None:
         return [
-            Problem(where, f"{source_image!r} is not a readable image.", "use a PNG or JPEG file.")
+            Problem(where, f"{name!r} is not a readable audio file.", "use a WAV, FLAC or MP3.")
+        ]
+    low, high = VOICE_SECONDS
+    if not low <= audio.duration <= high:
+        return [
+            Problem(
+                where,
+                f"{name!r} is {audio.duration:.1f} s long.",
+                f"give {low:g}-{high:g} s of the character speaking clearly (about 5 s is best).",
+            )
         ]
     return []

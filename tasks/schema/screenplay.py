@@ -48,6 +48,18 @@ class DialogueLine(_Strict):
         return _refuse_separator(line)
 
 
+class Character(_Strict):
+    """Who a character is on screen: the description goes into every prompt they appear in;
+    `portrait` (an image) and `voice` (a short clean clip of them speaking) keep them one face
+    and one voice across every sequence. Written as a plain description, a character has no
+    cast (no portrait, no voice reference), as before casting existed."""
+
+    description: Text
+    portrait: str | None = None
+    voice: str | None = None
+    cast: bool = True
+
+
 class Scene(_Strict):
     """One beat of the film as the author writes it."""
 
@@ -99,7 +111,7 @@ class Screenplay(_Strict):
     title: Text
     style: Text
     setting: Text
-    characters: dict[Annotated[str, Field(min_length=1, max_length=80)], Text] = Field(
+    characters: dict[Annotated[str, Field(min_length=1, max_length=80)], Character] = Field(
         default_factory=dict
     )
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
@@ -117,6 +129,11 @@ class Screenplay(_Strict):
                 'sequences. Write a mapping NAME -> visual description, e.g. {"EDDA": '
                 '"an old woman with a long white braid and a navy sweater"}',
             )
+        if isinstance(value, dict):
+            return {
+                name: {"description": look, "cast": False} if isinstance(look, str) else look
+                for name, look in value.items()
+            }
         return value
 
     @field_validator("style", "setting")
@@ -136,6 +153,14 @@ class Screenplay(_Strict):
                     location = f"scenes[{index}].dialogue[{line_index}].character"
                     raise _unknown_character(location, spoken.character, known)
         return self
+
+    def description_of(self, name: str) -> str:
+        return self.characters[name].description
+
+    @property
+    def cast(self) -> dict[str, Character]:
+        """The characters given one face and one voice (declared as objects)."""
+        return {name: c for name, c in self.characters.items() if c.cast}
 
     @property
     def has_explicit_score_choice(self) -> bool:
