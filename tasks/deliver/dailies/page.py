@@ -138,9 +138,8 @@ def _delivery_loudness(view: FilmView) -> str:
         if loudness.meets_profile
         else "<span class='badge bad'>does not meet it</span>"
     )
-    limiter = (
-        f"{loudness.limiter_ceiling_dbtp:.1f} dBTP" if loudness.limiter_ceiling_dbtp is not None else "none"
-    )
+    ceiling = loudness.limiter_ceiling_dbtp
+    limiter = f"{ceiling:.1f} dBTP" if ceiling is not None else "none"
     rows = [
         ("profile", f"<b>{_e(loudness.profile)}</b>: {loudness.target_lufs:g} LUFS "
          f"±{loudness.tolerance_lu:g}, ≤ {loudness.ceiling_dbtp:g} dBTP, measured on the "
