@@ -94,7 +94,7 @@ def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_nigh
         assert rows[name]["prompts"] > 0 and rows[name]["duration_s"] > 0
         assert rows[name]["folder"].startswith("file://")
         folder = Path(rows[name]["folder"].removeprefix("file://"))
-        assert list((folder / "sequences").glob("seq*.mp4"))
+        assert list((folder / "sequences").glob("*_SEQ*_v*.mp4"))
     assert set(load_state(out).films) == {"harbour.json", "lighthouse.json"}
     submitted = sim_stats(sim.url)["prompts_submitted"]
 
