@@ -353,4 +353,6 @@ async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) 
     )
     if film.loudness is not None:
         studio.events.stage(f"loudness: {film.loudness.reason}")
+    if delivery.burn_subtitles and film.subtitled is None:
+        studio.events.stage("burn-in: no line is spoken in the cut, so no subtitled copy")
     return film
