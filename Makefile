@@ -6,11 +6,14 @@ FILM ?= examples/the_lighthouse_keeper.json
 
 .PHONY: system browser film test lint
 
-# ffmpeg/ffprobe for all media work, espeak-ng for the simulator's spoken dialogue.
+# ffmpeg/ffprobe for all media work (Debian's build has libass for burnt-in subtitles),
+# espeak-ng for the simulator's spoken dialogue, DejaVu Sans for the burnt-in subtitles' font.
+SUBTITLE_FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 system:
-	@if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null; then \
+	@if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null \
+			|| [ ! -f $(SUBTITLE_FONT) ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends ffmpeg espeak-ng; \
+			--no-install-recommends ffmpeg espeak-ng fonts-dejavu-core; \
 	fi
 
 # Headless Chromium checks the dailies page in the tests (Debian's package; no browser download).

@@ -17,6 +17,7 @@ from rich.text import Text
 from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
+from tasks.deliver.listing import loudness_sentence
 from tasks.deliver.tables import dialogue_rows, in_order, loudness_rows, warnings_of
 from tasks.errors import ReelflowError
 from tasks.plan.defaults import load_defaults
@@ -173,6 +174,7 @@ def print_summary(result: FilmResult, console: Console) -> None:
     console.print(
         f"model loads: {loads.loads} (minimum {loads.minimum_loads}, {loads.policy} scheduling)"
     )
+    console.print(Text(loudness_sentence(result.loudness)))
     for warning in warnings_of(in_order(result.chains)):
         console.print(Text(f"warning {warning}", style="yellow"))
     kind = ", an ANIMATIC" if result.animatic else ""

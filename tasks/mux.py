@@ -1,4 +1,5 @@
-"""The final cut: sequences joined, the score mixed under the dialogue, verified, then published.
+"""The final cut: sequences joined, the score mixed under the dialogue, the mix brought to its
+delivery profile, the master, stems and burnt-subtitle copy made, verified, then published.
 
 Hard cuts by stream copy are the default: lossless, and they never touch a spoken word.
 A dissolve (`xfade`) overlaps the end of one sequence with the start of the next, eating the
@@ -12,6 +13,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Sequence as Seq
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +21,32 @@ from prefect import task
 
 from tasks import media
 from tasks.errors import ReelflowError
+from tasks.media.finishing import FinishedCut, finish_cut
+from tasks.media.loudness import DeliveryProfile, delivery_profile
+from tasks.media.loudness_correct import loudness_record
+from tasks.media.mezzanine import master_path
+from tasks.media.stems import stem_paths
 from tasks.runtime.caching import content_key, keyed_by
 from tasks.runtime.studio import Studio
+from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import FilmPlan, PlannedLine
-from tasks.schema.outcomes import CutFilm, FilmFile, Footage, ScoreResult, Transitions
+from tasks.schema.outcomes import (
+    CutFilm,
+    FilmFile,
+    Footage,
+    ScoreResult,
+    SpokenLine,
+    Transitions,
+)
 from tasks.schema.refs import MediaRef
+from tasks.spoken_lines import spoken_lines
+from tasks.subtitles import subtitle_cues_of, write_subtitles
 
 DISSOLVE_S = 1.0
-MIX_VERSION = 2
+MIX_VERSION = 3
 """Bump when the mix itself changes, so cached cuts are mixed again (no GPU work).
-2: the dialogue no longer stops ~2 s before the end of a scored film."""
+2: the dialogue no longer stops ~2 s before the end of a scored film.
+3: the mix is measured and corrected to its delivery profile; stems beside it."""
 DEFAULT_SCORE_GAIN = 0.25
 """-12 dB under dialogue at 1.0 (0.18-0.30 is the useful range)."""
 
@@ -41,9 +59,20 @@ class DissolveRefused(MuxError):
     """A dissolve was asked for across a cut where a line is spoken."""
 
 
-def master_path(dest: Path) -> Path:
-    """`<title>_master.mp4` beside `<title>.mp4`."""
-    return dest.with_name(f"{dest.stem}_master{dest.suffix}")
+@dataclass(frozen=True)
+class Cut:
+    """What one cut is made of and what is made beside it (the arguments of `finish_cut`)."""
+
+    clips: list[Path]
+    score: Path | None
+    transitions: Transitions
+    dissolve_s: float
+    score_gain: float
+    profile: DeliveryProfile | None
+    lines: tuple[SpokenLine, ...]
+    master: MasterKind
+    stems: bool
+    burn_subtitles: bool
 
 
 def lines_at_cuts(plan: FilmPlan, overlap_s: float) -> list[tuple[int, PlannedLine]]:
@@ -85,12 +114,20 @@ async def mux_to_file(
     *,
     score_gain: float = DEFAULT_SCORE_GAIN,
     transitions: Transitions = "cut",
-    master: bool = False,
+    master: MasterKind = "none",
     dissolve_s: float = DISSOLVE_S,
+    profile: DeliveryProfile | None = None,
+    lines: Seq[SpokenLine] = (),
+    stems: bool = False,
+    burn_subtitles: bool = False,
 ) -> FilmFile:
-    """Join the (normalized) sequences in plan order, mix the score under them, verify, publish.
+    """Join the (normalized) sequences in plan order, mix the score under them, bring the mix
+    to `profile` (none: leave it as mixed), verify, publish.
 
-    `dest` and its `_master` sibling appear only once they have passed verification.
+    Beside `dest`, as asked: the `master` (`tasks.media.mezzanine.master_path`), the stems
+    (`<stem>_DX.wav`, `<stem>_MX.wav`) and `<stem>_subtitled.mp4` with `lines` burnt in.
+    `lines` are the spoken lines in film seconds: a dialogue-gated profile measures them.
+    Every file appears only once all of them have passed verification.
     """
     if len(sequences) != len(plan.sequences):
         raise MuxError(f"{len(sequences)} sequence files for {len(plan.sequences)} sequences")
@@ -104,29 +141,30 @@ async def mux_to_file(
     overlaps = dissolve_s * (len(clips) - 1) if transitions == "dissolve" else 0.0
     expected_s = sum(seconds) - overlaps
     dest.parent.mkdir(parents=True, exist_ok=True)
-    pending = dest.with_name(f".{dest.stem}.unverified{dest.suffix}")
-    pending_master = master_path(pending) if master else None
-    try:
-        await asyncio.to_thread(
-            _cut_and_mix, clips, score_file, pending, pending_master, transitions, dissolve_s,
-            score_gain, studio.store.scratch,
+    # Beside `dest`, so publishing is a rename; hidden, so no reader takes it for a film.
+    with tempfile.TemporaryDirectory(prefix=f".{dest.stem}.", dir=dest.parent) as work:
+        cut = Cut(
+            clips=clips, score=score_file, transitions=transitions, dissolve_s=dissolve_s,
+            score_gain=score_gain, profile=profile, lines=tuple(lines), master=master,
+            stems=stems, burn_subtitles=burn_subtitles and bool(lines),
         )  # fmt: skip
-        await asyncio.to_thread(_verify, pending, pending_master, expected_s)
-        if pending_master is not None:
-            os.replace(pending_master, master_path(dest))
-        os.replace(pending, dest)
-    finally:
-        pending.unlink(missing_ok=True)
-        if pending_master is not None:
-            pending_master.unlink(missing_ok=True)
+        made = await asyncio.to_thread(_cut_and_finish, cut, Path(work))
+        await asyncio.to_thread(_verify, made, expected_s)
+        published = _publish(made, dest, master)
     return FilmFile(
         path=dest,
-        master=master_path(dest) if master else None,
+        master=published.master,
         duration_s=expected_s,
         sequence_seconds=seconds,
         transitions=transitions,
         score_gain=score_gain,
         scored=score is not None,
+        master_kind=master,
+        loudness=loudness_record(made.loudness) if made.loudness else None,
+        lines=tuple(lines),
+        dialogue_stem=published.stems.dialogue if published.stems else None,
+        music_stem=published.stems.music if published.stems else None,
+        subtitled=published.subtitled,
     )
 
 
@@ -140,31 +178,72 @@ def _picture_seconds(clips: list[Path]) -> list[float]:
     return seconds
 
 
-def _cut_and_mix(
-    clips: list[Path],
-    score: Path | None,
-    dest: Path,
-    master: Path | None,
-    transitions: Transitions,
-    dissolve_s: float,
-    score_gain: float,
-    scratch: Path,
-) -> None:
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mux-", dir=scratch) as work:
-        joined = Path(work) / "joined.mp4"
-        if transitions == "dissolve":
-            media.crossfade_concat(clips, joined, seconds=dissolve_s)
-        else:
-            media.concat_copy(clips, joined)
-        media.mix_and_encode(joined, score, dest, score_gain=score_gain, master=master)
+def _cut_and_finish(cut: Cut, work: Path) -> FinishedCut:
+    joined = work / "joined.mp4"
+    if cut.transitions == "dissolve":
+        media.crossfade_concat(cut.clips, joined, seconds=cut.dissolve_s)
+    else:
+        media.concat_copy(cut.clips, joined)
+    subtitles = None
+    if cut.burn_subtitles:
+        subtitles = write_subtitles(subtitle_cues_of(cut.lines), work, "burn")["srt"]
+    return finish_cut(
+        joined,
+        cut.score,
+        work,
+        score_gain=cut.score_gain,
+        profile=cut.profile,
+        dialogue_regions=[(line.start_s, line.end_s) for line in cut.lines],
+        master=cut.master,
+        stems=cut.stems,
+        subtitles=subtitles,
+    )
 
 
-def _verify(film: Path, master: Path | None, expected_s: float) -> None:
-    info = media.verify_film(film, expected_duration_s=expected_s)
-    media.check_distribution(film, info)
-    if master is not None:
-        media.verify_film(master, expected_duration_s=expected_s)
+def _verify(made: FinishedCut, expected_s: float) -> None:
+    info = media.verify_film(made.film, expected_duration_s=expected_s)
+    media.check_distribution(made.film, info)
+    if made.master is not None:
+        media.verify_film(made.master, expected_duration_s=expected_s)
+    if made.subtitled is not None:
+        media.check_distribution(
+            made.subtitled, media.verify_film(made.subtitled, expected_duration_s=expected_s)
+        )
+
+
+def _publish(made: FinishedCut, dest: Path, kind: MasterKind) -> FinishedCut:
+    """Rename every made file to its place beside `dest`, the film itself last."""
+    master = stems = subtitled = None
+    if made.master is not None:
+        master = _move(made.master, master_path(dest, kind))
+    if made.stems is not None:
+        dialogue, music = stem_paths(dest.parent, dest.stem)
+        stems = made.stems.model_copy(
+            update={
+                "dialogue": _move(made.stems.dialogue, dialogue),
+                "music": _move(made.stems.music, music) if made.stems.music else None,
+            }
+        )
+    if made.subtitled is not None:
+        subtitled = _move(made.subtitled, subtitled_path(dest))
+    return made.model_copy(
+        update={
+            "film": _move(made.film, dest),
+            "master": master,
+            "stems": stems,
+            "subtitled": subtitled,
+        }
+    )
+
+
+def _move(made: Path, target: Path) -> Path:
+    os.replace(made, target)
+    return target
+
+
+def subtitled_path(film: Path) -> Path:
+    """`<stem>_subtitled.mp4` beside `film`: the copy with the subtitles burnt in."""
+    return film.with_name(f"{film.stem}_subtitled.mp4")
 
 
 def _cut_key(parameters: dict[str, Any]) -> str:
@@ -181,6 +260,10 @@ def _cut_key(parameters: dict[str, Any]) -> str:
             "lines": [s.lines for s in plan.sequences]
             if parameters["transitions"] != "cut"
             else [],
+            # The profile's own numbers, so a retuned profile corrects the film again.
+            "profile": delivery_profile(parameters["profile"]),
+            "spoken": parameters["spoken"],
+            "burn": parameters["burn_subtitles"],
         },
     )
 
@@ -201,7 +284,10 @@ async def cut_film(
     *,
     score_gain: float = DEFAULT_SCORE_GAIN,
     transitions: Transitions = "cut",
-    master: bool = False,
+    master: MasterKind = "none",
+    profile: str = "ebu-r128",
+    spoken: tuple[SpokenLine, ...] = (),
+    burn_subtitles: bool = False,
 ) -> CutFilm:
     """Mux once per distinct cut: an unchanged re-run reads the film back from the store."""
     work = Path(tempfile.mkdtemp(prefix="cut-", dir=studio.store.scratch))
@@ -214,18 +300,36 @@ async def cut_film(
         score_gain=score_gain,
         transitions=transitions,
         master=master,
+        profile=delivery_profile(profile),
+        lines=spoken,
+        stems=True,
+        burn_subtitles=burn_subtitles,
     )
     return CutFilm(
         film=await studio.store.put(film.path),
-        master=await studio.store.put(film.master) if film.master else None,
+        master=await _put(studio, film.master),
         file=film,
+        dialogue_stem=await _put(studio, film.dialogue_stem),
+        music_stem=await _put(studio, film.music_stem),
+        subtitled=await _put(studio, film.subtitled),
     )
 
 
+async def _put(studio: Studio, path: Path | None) -> MediaRef | None:
+    return await studio.store.put(path) if path is not None else None
+
+
+async def _fetch(studio: Studio, ref: MediaRef | None) -> Path | None:
+    return await studio.store.fetch(ref) if ref is not None else None
+
+
 async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) -> FilmFile:
-    """The final cut (cached by content): the sequences joined, the score mixed under them."""
+    """The final cut (cached by content): the sequences joined, the score mixed under them,
+    the mix corrected to the plan's delivery profile, stems and the asked-for master beside."""
     studio.events.stage("cutting the film")
     delivery = studio.options.delivery
+    overlap_s = DISSOLVE_S if delivery.transitions == "dissolve" else 0.0
+    spoken = spoken_lines(footage.sequences, footage.measured_seconds, overlap_s=overlap_s)
     with studio.timer.stage("mux"):
         result = await studio.bind(cut_film)(
             studio,
@@ -235,10 +339,21 @@ async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) 
             score_gain=delivery.score_gain,
             transitions=delivery.transitions,
             master=delivery.master,
+            profile=footage.plan.delivery_profile,
+            spoken=tuple(spoken),
+            burn_subtitles=delivery.burn_subtitles,
         )
-        return result.file.model_copy(
-            update={
-                "path": await studio.store.fetch(result.film),
-                "master": await studio.store.fetch(result.master) if result.master else None,
-            }
-        )
+    film = result.file.model_copy(
+        update={
+            "path": await studio.store.fetch(result.film),
+            "master": await _fetch(studio, result.master),
+            "dialogue_stem": await _fetch(studio, result.dialogue_stem),
+            "music_stem": await _fetch(studio, result.music_stem),
+            "subtitled": await _fetch(studio, result.subtitled),
+        }
+    )
+    if film.loudness is not None:
+        studio.events.stage(f"loudness: {film.loudness.reason}")
+    if delivery.burn_subtitles and film.subtitled is None:
+        studio.events.stage("burn-in: no line is spoken in the cut, so no subtitled copy")
+    return film

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ReelflowError
 from tasks.runtime.files import write_atomic
+from tasks.schema.outcomes import SpokenLine
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
@@ -67,6 +68,14 @@ def subtitle_cues(cues: Iterable[CueLike]) -> list[SubtitleCue]:
             )
         checked.append(cue)
     return sorted(checked, key=lambda c: (c.start_s, c.end_s))
+
+
+def subtitle_cues_of(lines: Iterable[SpokenLine]) -> list[SubtitleCue]:
+    """The film's spoken lines (`tasks.spoken_lines`) as cues: speaker, script words, times."""
+    return subtitle_cues(
+        SubtitleCue(start_s=line.start_s, end_s=line.end_s, speaker=line.speaker, text=line.text)
+        for line in lines
+    )
 
 
 def _balanced(words: str, width: int) -> list[str]:

@@ -1,13 +1,13 @@
 """The film's timeline in every format an editor imports: OTIO, FCPXML, FCP 7 XML, CMX3600 EDL.
 
-All four come from the one OpenTimelineIO timeline `tasks.deliver.build_timeline` makes
+All four come from the one OpenTimelineIO timeline `tasks.deliver.timeline.build_timeline` makes
 (one clip per sequence on the picture track, the score on an audio track), written by
 OpenTimelineIO's own adapter plugins (`otio-fcpx-xml-adapter`, `otio-fcp-adapter`,
 `otio-cmx3600-adapter`), so the same cut reaches Final Cut Pro, Premiere/Resolve and Avid.
 
 The EDL names its sources the way a conform needs them:
 - reel: CMX3600 allows 8 characters, so the reel is the `SEQ0010` part of the sequence
-  file's name (`TITLE_SEQ0010_v001.mp4`, see `tasks.naming`); a file named otherwise gets
+  file's name (`TITLE_SEQ0010_v001.mp4`, see `tasks.deliver.names`); a file named otherwise gets
   `R001`, `R002`... by its place in the cut. Reels are unique within one EDL.
 - clip name (`* FROM CLIP NAME:`): the sequence file's full name without its suffix, which
   carries title and version;

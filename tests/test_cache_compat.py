@@ -24,7 +24,7 @@ def _assert_nothing_rendered(tmp_path: Path, out: Path, store: str | None = None
     result = render(_screenplay(tmp_path), out, [], **({"store": store} if store else {}))
     assert result.prompts == 0
     assert result.duration_s == pytest.approx(7.08, abs=0.05)
-    assert (Path(result.folder) / "Legacy Reel.mp4").is_file()
+    assert (Path(result.folder) / "LEGACY_REEL_v001.mp4").is_file()
 
 
 def test_a_film_rendered_before_the_restructure_re_runs_with_zero_prompts(

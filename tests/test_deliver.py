@@ -1,8 +1,11 @@
-"""The film folder: a real animatic rendered, scored, cut and delivered inside a flow run."""
+"""The film folder: a real animatic rendered by the film flow and delivered as a post house and a
+platform take it (1:1 frames): loudness met by two meters, subtitles, stems, timelines, a
+ProRes master, burnt-in subtitles, one naming scheme, records that say it all."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -10,43 +13,74 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import av
 import httpx
 import numpy as np
 import opentimelineio as otio
 import pytest
+import srt
+import webvtt
 from PIL import Image
-from prefect import flow
 from prefect.settings import get_current_settings
 
-from blocks.comfyui import ComfyUIServer
-from flows.run import build_studio
-from sim.embedded import RunningSimulator
+from sim.embedded import start_simulator
+from sim.settings import SimSettings
 from tasks import media
-from tasks.deliver.folder import REPORT_ARTIFACT_KEY, write_film_folder
-from tasks.deliver.names import film_path
-from tasks.mux import mux_to_file
-from tasks.render import render_sequence
-from tasks.runtime.store import local_storage
-from tasks.runtime.studio import Studio
-from tasks.schema.film_plan import FilmPlan
-from tasks.schema.outcomes import Deliverables
-from tasks.score import render_score
-from tests.test_score import harbour_plan, start_sim
+from tasks.deliver.folder import REPORT_ARTIFACT_KEY
+from tasks.deliver.names import film_names
+from tasks.media.burnin import title_safe_box
+from tasks.media.loudness import PROFILES
+from tasks.media.loudness_correct import measure_film
+from tasks.schema.outcomes import FilmResult, SequenceResult
+from tests.film_helpers import render, write_screenplay
+from tests.loudness_meters import METERS_AGREE_LU, ebur128
+from tests.sim_helpers import decode_audio, rms_db
+
+TITLE = "Harbour: A Test Reel"
+NAME = "HARBOUR_A_TEST_REEL"
+SCENES = [
+    {
+        "description": "Ana stands on the pier at dusk, waving.",
+        "duration": 2.0,  # too short for the line: the first render cuts it off, a second take
+        "characters": ["ANA"],
+        "dialogue": [{"character": "ANA", "line": "The harbour lights are going out tonight."}],
+    },
+    {"description": "Gulls wheel over an empty quay.", "duration": 3.0, "relay_break": True},
+    {
+        "description": "Bo runs along the quay. After speaking he waves.",
+        "duration": 5.0,
+        "characters": ["BO"],
+        "relay_break": True,
+        "dialogue": [{"character": "BO", "line": "Wait for me, I am coming!"}],
+    },
+]
+TOLERANCE_S = 0.3
+VOICE_DBFS = -40.0  # the simulator's room tone sits at -66 dBFS, its voices near -20
 
 
-@dataclass
+@dataclass(frozen=True)
 class Delivered:
-    studio: Studio
-    plan: FilmPlan
+    film: FilmResult
     folder: Path
-    files: Deliverables
     artifact_markdown: str
 
+    @property
+    def results(self) -> list[SequenceResult]:
+        return sorted(
+            (r for chain in self.film.chains for r in chain.sequences),
+            key=lambda r: r.sequence.index,
+        )
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[RunningSimulator]:
-    with start_sim() as running:
-        yield running
+    def file(self, name: str) -> Path:
+        return self.folder / name
+
+    @property
+    def sequences(self) -> list[Path]:
+        return sorted((self.folder / "sequences").glob("*.mp4"))
+
+    @property
+    def manifest(self) -> dict[str, object]:
+        return json.loads(self.file("manifest.json").read_text())  # type: ignore[no-any-return]
 
 
 async def report_artifact() -> str:
@@ -61,92 +95,198 @@ async def report_artifact() -> str:
 
 
 @pytest.fixture(scope="module")
-def delivered(
-    sim: RunningSimulator, prefect_api: None, tmp_path_factory: pytest.TempPathFactory
-) -> Delivered:
+def delivered(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivered]:
     root = tmp_path_factory.mktemp("deliver")
-    plan = harbour_plan()
-    folder = root / "harbour"
-
-    @flow(name="deliver-test")
-    async def make_film() -> tuple[Studio, Deliverables]:
-        studio = await build_studio(
-            [ComfyUIServer(url=sim.url)], local_storage(root / "store"), root / "scratch", "fast"
-        )
-        rendered = [await render_sequence.fn(studio, plan, s, None) for s in plan.sequences]
-        clips = [r.video for r in rendered]
-        local = [await studio.store.fetch(ref) for ref in clips]
-        measured = [media.probe(p).video.duration for p in local]  # type: ignore[union-attr]
-        score = await render_score(studio, plan, measured)
-        assert score is not None
-        cut = await mux_to_file(studio, plan, clips, score.score, film_path(folder, plan.title))
-        files = await write_film_folder(
-            studio, plan, folder, film=cut, sequences=clips, renders=rendered, score=score,
-            animatic=True, timings={"render": 4.0, "score": 2.5}, cached_sequences={1},
-        )  # fmt: skip
-        return studio, files
-
-    async def run() -> tuple[Studio, Deliverables, str]:
-        studio, files = await make_film()
-        return studio, files, await report_artifact()
-
-    studio, files, markdown = asyncio.run(run())
-    return Delivered(studio, plan, folder, files, markdown)
+    screenplay = write_screenplay(root, SCENES, title=TITLE, score={"key": "D minor", "bpm": 84})
+    settings = SimSettings(gpu_seconds_per_output_second=0)
+    with start_simulator(settings, workdir=root / "sim") as sim:
+        film = render(screenplay, root / "out", [sim.url], master="prores", burn_subtitles=True)
+    yield Delivered(film, Path(film.folder), asyncio.run(report_artifact()))
 
 
-def test_the_folder_holds_every_deliverable_under_its_expected_name(
-    delivered: Delivered,
-) -> None:
-    names = sorted(p.relative_to(delivered.folder).as_posix() for p in delivered.folder.rglob("*"))
-    assert names == [
-        "Harbour_ A Test Reel.mp4",
-        "contact_sheet.png",
-        "manifest.json",
-        "report.md",
-        "score.flac",
-        "sequences",
-        "sequences/seq000.mp4",
-        "sequences/seq001.mp4",
-        "sequences/seq002.mp4",
-        "timeline.otio",
-    ]
-    media.verify_film(delivered.files.film, expected_duration_s=delivered.plan.duration_s)
-
-
-def test_the_timeline_reads_back_with_one_clip_per_sequence_of_its_length(
-    delivered: Delivered,
-) -> None:
-    timeline = otio.adapters.read_from_file(str(delivered.files.timeline))
-    picture, music = timeline.tracks
-    assert picture.kind == otio.schema.TrackKind.Video and music.kind == otio.schema.TrackKind.Audio
-    clips = list(picture.find_clips())
-    assert len(clips) == len(delivered.plan.sequences)
-    for clip, path in zip(clips, delivered.files.sequences, strict=True):
-        source = Path(unquote(urlparse(clip.media_reference.target_url).path))
-        assert source == path.resolve()
-        video = media.probe(path).video
-        assert video is not None
-        assert clip.duration().to_seconds() == pytest.approx(video.duration, abs=1e-3)
-    score_clip = next(iter(music.find_clips()))
-    assert score_clip.duration().to_seconds() == pytest.approx(delivered.plan.duration_s, abs=0.05)
-    assert timeline.duration().to_seconds() == pytest.approx(delivered.plan.duration_s, abs=0.05)
-
-
-def test_the_timeline_marks_every_scene_start_and_every_line(delivered: Delivered) -> None:
-    timeline = otio.adapters.read_from_file(str(delivered.files.timeline))
-    clips = list(timeline.tracks[0].find_clips())
-    scene_marks = [[m.name for m in c.markers if m.name.startswith("scene")] for c in clips]
-    assert scene_marks == [["scene 0", "scene 1"], ["scene 2"], ["scene 3"]]
-    second_scene = next(m for m in clips[0].markers if m.name == "scene 1")
-    assert (
-        second_scene.marked_range.start_time.value == delivered.plan.sequences[0].segments[0].frames
+def test_the_folder_holds_every_deliverable_named_by_the_scheme(delivered: Delivered) -> None:
+    names = sorted(
+        p.relative_to(delivered.folder).as_posix()
+        for p in delivered.folder.rglob("*")
+        if p.relative_to(delivered.folder).parts[0] != "review"
     )
-    lines = [m.name for c in clips for m in c.markers if not m.name.startswith("scene")]
-    assert lines == ['ANA: "The boat is late."', 'BO: "Here it comes now!"']
+    film = f"{NAME}_v001"
+    assert names == sorted(
+        [
+            f"{film}.edl", f"{film}.fcpxml", f"{film}.mp4", f"{film}.otio", f"{film}.srt",
+            f"{film}.vtt", f"{film}.xml", f"{film}_DX.wav", f"{film}_MX.wav",
+            f"{film}_prores.mov", f"{film}_score.flac", f"{film}_subtitled.mp4",
+            "contact_sheet.png", "manifest.json", "report.md", "review.html",
+            "sequences",
+            # The first sequence took two renders (its line was cut off): its second version.
+            f"sequences/{NAME}_SEQ0010_v002.mp4",
+            f"sequences/{NAME}_SEQ0020_v001.mp4",
+            f"sequences/{NAME}_SEQ0030_v001.mp4",
+        ]
+    )  # fmt: skip
+    assert Path(delivered.film.film) == delivered.file(f"{film}.mp4")
+    path = delivered.file(f"{film}.mp4")
+    media.check_distribution(path, media.verify_film(path, expected_duration_s=None))
 
 
-def test_the_contact_sheet_shows_the_first_frame_of_each_sequence(delivered: Delivered) -> None:
-    with Image.open(delivered.files.contact_sheet) as sheet:
+def test_the_film_meets_ebu_r128_by_both_meters_and_every_record_says_so(
+    delivered: Delivered,
+) -> None:
+    film, profile = delivered.file(f"{NAME}_v001.mp4"), PROFILES["ebu-r128"]
+    ours, theirs = measure_film(film), ebur128(film)
+    assert abs(ours.integrated_lufs - theirs.integrated) <= METERS_AGREE_LU
+    for loudness in (ours.integrated_lufs, theirs.integrated):
+        assert abs(loudness - profile.target_lufs) <= profile.tolerance_lu
+    assert max(ours.true_peak_dbtp, theirs.true_peak) <= profile.true_peak_dbtp
+
+    record = delivered.manifest["loudness"]
+    assert isinstance(record, dict)
+    assert record["profile"] == "ebu-r128" and record["meets_profile"] is True
+    assert record["integrated_after_lufs"] == pytest.approx(ours.integrated_lufs, abs=0.01)
+    assert record["true_peak_after_dbtp"] == pytest.approx(ours.true_peak_dbtp, abs=0.01)
+    # The mix as mixed was quieter than the profile: it was raised by a plain gain.
+    assert record["integrated_before_lufs"] < -23.5 and record["outcome"] == "gain"
+    assert record["loudness_range_lu"] == pytest.approx(theirs.lra, abs=1.0)
+    sentence = (
+        f"{record['integrated_before_lufs']:.1f} LUFS / {record['true_peak_before_dbtp']:.1f} "
+        f"dBTP before, {record['integrated_after_lufs']:.1f} LUFS / "
+        f"{record['true_peak_after_dbtp']:.1f} dBTP after"
+    )
+    assert sentence in delivered.file("report.md").read_text()
+    assert sentence in delivered.artifact_markdown
+    page = html.unescape(delivered.file("review.html").read_text())
+    before, after = record["integrated_before_lufs"], record["integrated_after_lufs"]
+    assert f"{before:.1f} → {after:.1f} LUFS" in page
+
+
+def _film_starts(delivered: Delivered) -> tuple[list[float], list[float]]:
+    """Where each delivered sequence starts in the film and how long it is, from the files."""
+    lengths = [media.probe(path).video.duration for path in delivered.sequences]  # type: ignore[union-attr]
+    return [sum(lengths[:n]) for n in range(len(lengths))], lengths
+
+
+def test_subtitles_have_one_cue_per_spoken_line_in_film_order_at_the_heard_times(
+    delivered: Delivered,
+) -> None:
+    from_srt = list(srt.parse(delivered.file(f"{NAME}_v001.srt").read_text()))
+    from_vtt = list(webvtt.read(str(delivered.file(f"{NAME}_v001.vtt"))))
+    results = delivered.results
+    lines = [(r, line) for r in results for line in r.sequence.lines]
+    assert len(from_srt) == len(from_vtt) == len(lines) == 2
+    assert [" ".join(s.content.split()) for s in from_srt] == [
+        f"{line.character}: {line.line}" for _, line in lines
+    ]
+    assert [c.voice for c in from_vtt] == [line.character for _, line in lines]
+    assert [" ".join(c.text.split()) for c in from_vtt] == [line.line for _, line in lines]
+
+    starts, lengths = _film_starts(delivered)
+    dialogue = decode_audio(delivered.file(f"{NAME}_v001_DX.wav"))
+    for cue, caption, (result, _) in zip(from_srt, from_vtt, lines, strict=True):
+        begin, end = cue.start.total_seconds(), cue.end.total_seconds()
+        assert caption.start_time.in_milliseconds() == round(begin * 1000)
+        n = result.sequence.index
+        # Inside the sequence (to the millisecond subtitle times are written in).
+        assert starts[n] - 0.001 <= begin < end <= starts[n] + lengths[n] + 0.001
+        # The ASR's word times of the take in the film, moved to film time.
+        [heard] = [v for v in result.attempts[-1].verdict.lines if v.span is not None]
+        assert heard.span is not None
+        assert abs(begin - (starts[n] + heard.span.start)) <= TOLERANCE_S
+        assert abs(end - (starts[n] + heard.span.end)) <= TOLERANCE_S
+        # And the voice itself: it sounds only while the cue is up (give or take 0.3 s).
+        frames = dialogue[round(starts[n] * 48000) : round((starts[n] + lengths[n]) * 48000)]
+        loud = [
+            i / 100
+            for i in range(len(frames) // 480)
+            if rms_db(frames[i * 480 : (i + 1) * 480]) > VOICE_DBFS
+        ]
+        assert loud, "the sequence's line is not heard in the dialogue stem"
+        assert starts[n] + loud[0] >= begin - TOLERANCE_S
+        assert starts[n] + loud[-1] <= end + TOLERANCE_S
+
+
+@pytest.mark.parametrize("key", ["otio", "fcpxml", "xml", "edl"])
+def test_each_timeline_reads_back_with_one_clip_per_delivered_sequence_to_the_frame(
+    key: str, delivered: Delivered
+) -> None:
+    path = delivered.file(f"{NAME}_v001.{key}")
+    timeline = otio.adapters.read_from_file(str(path))
+    [picture] = timeline.video_tracks()
+    clips = list(picture.find_clips())
+    assert len(clips) == len(delivered.sequences) == 3
+    for clip, file in zip(clips, delivered.sequences, strict=True):
+        frames = media.probe(file).video.frames  # type: ignore[union-attr]
+        assert clip.duration().rate == 24 and clip.duration().value == frames
+        assert clip.name == file.stem
+        url = clip.media_reference.target_url
+        parsed = urlparse(url)
+        source = Path(unquote(parsed.path)) if parsed.scheme == "file" else path.parent / url
+        assert source.resolve() == file.resolve()
+    if key == "edl":
+        text = path.read_text()
+        assert [c.metadata["cmx_3600"]["reel"] for c in clips] == ["SEQ0010", "SEQ0020", "SEQ0030"]
+        for file in delivered.sequences:
+            assert f"* FROM CLIP NAME:  {file.stem}" in text
+            assert f"* FROM CLIP: sequences/{file.name}" in text
+
+
+def test_the_prores_master_has_every_frame_and_the_delivered_mix_as_pcm(
+    delivered: Delivered,
+) -> None:
+    master = media.probe(delivered.file(f"{NAME}_v001_prores.mov"))
+    film = media.probe(delivered.file(f"{NAME}_v001.mp4"))
+    assert master.video is not None and film.video is not None and master.audio is not None
+    assert (master.video.codec, master.video.profile, master.video.pix_fmt) == (
+        "prores", "HQ", "yuv422p10le",
+    )  # fmt: skip
+    assert master.video.frames == film.video.frames
+    assert (master.audio.codec, master.audio.rate) == ("pcm_s24le", 48000)
+    loudness = ebur128(delivered.file(f"{NAME}_v001_prores.mov"))
+    assert abs(loudness.integrated + 23.0) <= 0.5 and loudness.true_peak <= -1.0
+
+
+def _frame(path: Path, index: int) -> np.ndarray:
+    with av.open(str(path)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number == index:
+                return frame.to_ndarray(format="rgb24").astype(np.int16)
+    raise AssertionError(f"{path} has no frame {index}")
+
+
+def test_the_burnt_copy_shows_each_line_inside_the_title_safe_area(delivered: Delivered) -> None:
+    film, burnt = delivered.file(f"{NAME}_v001.mp4"), delivered.file(f"{NAME}_v001_subtitled.mp4")
+    media.check_distribution(burnt, media.verify_film(burnt, expected_duration_s=None))
+    cue = next(srt.parse(delivered.file(f"{NAME}_v001.srt").read_text()))
+    middle = round((cue.start + (cue.end - cue.start) / 2).total_seconds() * 24)
+    changed = np.abs(_frame(burnt, middle) - _frame(film, middle)).max(axis=2) > 60
+    rows, cols = np.nonzero(changed)
+    safe = title_safe_box(256, 256)
+    assert rows.size > 50, "no subtitle drawn while the first line is spoken"
+    assert safe.left <= cols.min() and cols.max() < safe.right
+    assert rows.min() > 128 and rows.max() < safe.bottom
+    with av.open(str(film)) as a, av.open(str(burnt)) as b:
+        assert [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size] == [
+            bytes(p) for p in b.demux(b.streams.audio[0]) if p.size
+        ]
+
+
+def test_the_stems_sum_to_the_delivered_mix_sample_aligned(delivered: Delivered) -> None:
+    film = delivered.file(f"{NAME}_v001.mp4")
+    stems = [delivered.file(f"{NAME}_v001_DX.wav"), delivered.file(f"{NAME}_v001_MX.wav")]
+    picture = media.probe(film).video
+    assert picture is not None
+    for stem in stems:
+        info = media.probe(stem).audio
+        assert info is not None and (info.codec, info.rate) == ("pcm_s24le", 48000)
+        assert round(info.duration * 48000) == round(picture.duration * 48000)
+    mixed = decode_audio(stems[0]) + decode_audio(stems[1])
+    heard = decode_audio(film)[: len(mixed)]
+    assert rms_db(heard - mixed[: len(heard)]) < rms_db(heard) - 30
+
+
+def test_the_contact_sheet_shows_the_first_frame_of_each_square_sequence(
+    delivered: Delivered,
+) -> None:
+    with Image.open(delivered.file("contact_sheet.png")) as sheet:
         pixels = np.asarray(sheet.convert("RGB"))
     # Three 256x256 sequences: a 2x2 grid of 320x320 thumbnails with a 22 px label strip.
     assert pixels.shape == (2 * 342, 640, 3)
@@ -155,33 +295,46 @@ def test_the_contact_sheet_shows_the_first_frame_of_each_sequence(delivered: Del
     assert pixels[320:342, :320].any()  # the label under the first thumbnail
 
 
-def test_the_manifest_records_seeds_templates_models_timings_and_cache_hits(
+def test_the_manifest_names_every_file_and_each_sequence_with_its_version(
     delivered: Delivered,
 ) -> None:
-    manifest = json.loads(delivered.files.manifest.read_text())
-    plan, studio = delivered.plan, delivered.studio
-    assert [s["seed"] for s in manifest["sequences"]] == [s.seed for s in plan.sequences]
-    assert [c["seed"] for c in manifest["cues"]] == [c.seed for c in plan.cues]
-    assert (
-        manifest["templates"]["acestep15_cue"]["sha256"]
-        == (
-            studio.templates[next(iter(k for k in studio.templates if k.value == "acestep15_cue"))]
-        ).template_hash
-    )
-    assert manifest["models"]["acestep15"]["variant"] == "xl_turbo"
-    assert manifest["servers"] == [server.url for server in studio.servers]
-    assert manifest["timings_s"] == {"render": 4.0, "score": 2.5}
-    assert manifest["cache_hits"] == {"sequences": 1, "cues": 0}
-    assert manifest["animatic"] is True and manifest["score_source"] == "default"
+    manifest = delivered.manifest
+    film = manifest["film"]
+    assert isinstance(film, dict)
+    assert film["name"] == f"{NAME}_v001" and film["master_kind"] == "prores"
+    listed = [film["file"], film["master"], film["subtitled"], *film["subtitles"], *film["stems"]]
+    listed += list(film["timelines"].values())
+    assert all(delivered.file(name).is_file() for name in listed) and len(listed) == 11
+    sequences = manifest["sequences"]
+    assert isinstance(sequences, list)
+    assert [(s["name"], s["version"]) for s in sequences] == [
+        (f"{NAME}_SEQ0010_v002", 2), (f"{NAME}_SEQ0020_v001", 1), (f"{NAME}_SEQ0030_v001", 1),
+    ]  # fmt: skip
+    assert [s["seed"] for s in sequences] == [r.sequence.seed for r in delivered.results]
+    assert manifest["spoken_lines"] == 2
 
 
-def test_the_report_links_everything_and_is_published_as_a_flow_artifact(
-    delivered: Delivered,
-) -> None:
-    report = delivered.files.report.read_text()
+def test_the_report_and_the_review_page_list_every_deliverable(delivered: Delivered) -> None:
+    report = delivered.file("report.md").read_text()
     links = re.findall(r"\]\(<([^>]+)>\)", report)
-    assert len(links) == 8
-    assert all((delivered.folder / link).is_file() for link in links)
-    assert "Animatic" in report
-    assert delivered.artifact_markdown.startswith("# Harbour: A Test Reel")
-    assert str(delivered.files.timeline) in delivered.artifact_markdown
+    # 12 media files, the contact sheet and the manifest, then the 3 sequences.
+    assert len(links) == 14 + 3
+    assert all(delivered.file(link).is_file() for link in links)
+    assert f"**{NAME}_v001**" in report
+    assert delivered.artifact_markdown.startswith(f"# {TITLE}")
+    page = delivered.file("review.html").read_text()
+    downloads = re.findall(r"<li><a href='([^']+)' download>", page)
+    assert set(links) - {f"sequences/{p.name}" for p in delivered.sequences} < set(downloads)
+    assert "report.md" in downloads
+    for name in (p.stem for p in delivered.sequences):
+        assert f"<code>{name}.mp4</code>" in page
+
+
+def test_versions_count_every_take_and_re_roll(delivered: Delivered) -> None:
+    first = film_names(TITLE, delivered.results)
+    assert (first.film, first.sequence_versions) == (f"{NAME}_v001", (2, 1, 1))
+    rolled = film_names(TITLE, delivered.results, rerolls=[1, 1, 2])
+    assert rolled.film == f"{NAME}_v004"
+    assert rolled.sequences == (
+        f"{NAME}_SEQ0010_v002", f"{NAME}_SEQ0020_v003", f"{NAME}_SEQ0030_v002",
+    )  # fmt: skip

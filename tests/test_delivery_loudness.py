@@ -6,10 +6,7 @@ separate BS.1770 implementation with its own true-peak oversampling, checks the 
 
 from __future__ import annotations
 
-import re
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,48 +25,14 @@ from tasks.media.loudness_correct import (
     measure_film,
 )
 from tasks.media.mezzanine import AUDIO_PCM_24, encode_mezzanine
+from tasks.schema.delivery import DEFAULT_PROFILE, PROFILE_NAMES
+from tests.loudness_meters import ebur128
 from tests.media_factory import make_clip, speech_wav, video_packet_digest
 
 SECONDS = 8.0
 LINE = "Make him follow you in, and keep the lamp burning until morning. The boat is late."
 # The spoken line lasts about 4.5 s from the start of the film.
 SPOKEN = [(0.0, 4.6)]
-
-
-@dataclass(frozen=True)
-class Ebur128:
-    """ffmpeg ebur128's summary: integrated loudness, loudness range, true peak."""
-
-    integrated: float
-    lra: float
-    true_peak: float
-
-
-def ebur128(path: Path, regions: Sequence[tuple[float, float]] = ()) -> Ebur128:
-    """Measure `path`'s audio with ffmpeg's ebur128 (peak=true), over `regions` if given."""
-    if regions:
-        parts = ";".join(
-            f"[0:a]atrim={a}:{b},asetpts=PTS-STARTPTS[p{i}]" for i, (a, b) in enumerate(regions)
-        )
-        inputs = "".join(f"[p{i}]" for i in range(len(regions)))
-        graph = f"{parts};{inputs}concat=n={len(regions)}:v=0:a=1,ebur128=peak=true"
-    else:
-        graph = "[0:a]ebur128=peak=true"
-    command = ["ffmpeg", "-hide_banner", "-nostats", "-nostdin", "-i", str(path)]
-    done = subprocess.run(
-        [*command, "-filter_complex", graph, "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    summary = done.stderr[done.stderr.rindex("Summary:") :]
-
-    def field(label: str, unit: str) -> float:
-        found = re.search(rf"{label}:\s+(-?[\d.]+|-inf) {unit}", summary)
-        assert found, f"no {label} in ebur128's summary:\n{summary}"
-        return float(found.group(1))
-
-    return Ebur128(field("I", "LUFS"), field("LRA", "LU"), field("Peak", "dBFS"))
 
 
 def _ffmpeg(*args: str) -> None:
@@ -285,3 +248,8 @@ def test_a_film_without_sound_or_written_over_itself_is_refused(
         correct_film_loudness(mute, tmp_path / "out.mp4", PROFILES["ebu-r128"])
     with pytest.raises(MediaError, match="write the corrected film to a new path"):
         correct_film_loudness(films["quiet_mix"], films["quiet_mix"], PROFILES["ebu-r128"])
+
+
+def test_the_profiles_a_screenplay_or_flag_may_name_are_exactly_the_defined_ones() -> None:
+    assert set(PROFILE_NAMES) == set(PROFILES)
+    assert DEFAULT_PROFILE in PROFILES

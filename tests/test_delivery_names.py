@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.naming import deliverable_name, sequence_number, title_token
+from tasks.deliver.names import deliverable_name, sequence_number, title_token
 
 NAME = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*(?:_SEQ[0-9]{4})?_v[0-9]{3}")
 

@@ -8,8 +8,8 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 import pytest
 
+from tasks.deliver.names import deliverable_name, sequence_number
 from tasks.deliver.timeline import build_timeline
-from tasks.naming import deliverable_name, sequence_number
 from tasks.schema.film_plan import FilmPlan
 from tasks.timelines import edl_timeline, reel_name, write_timelines
 from tests.media_factory import make_clip, make_tone

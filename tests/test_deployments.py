@@ -100,7 +100,7 @@ def test_a_batch_renders_new_films_reports_a_broken_one_and_skips_them_next_nigh
         # No public URL in this batch: the folder on the worker, not a file:// link browsers block.
         folder = Path(rows[name]["dailies"])
         assert folder.is_absolute()
-        assert list((folder / "sequences").glob("seq*.mp4"))
+        assert list((folder / "sequences").glob("*_SEQ*_v*.mp4"))
     assert set(load_state(out).films) == {"harbour.json", "lighthouse.json"}
     submitted = sim_stats(sim.url)["prompts_submitted"]
 

@@ -60,7 +60,7 @@ def simulator(tmp_path: Path, faults: Faults, cost: float = 0.25, **kw: object) 
 
 
 def assert_intact(folder: Path, count: int = SEQUENCES) -> None:
-    videos = sorted((folder / "sequences").glob("seq*.mp4"))
+    videos = sorted((folder / "sequences").glob("*_SEQ*_v*.mp4"))
     assert len(videos) == count, videos
     for video in videos:
         media.verify_decodes(video)

@@ -53,7 +53,7 @@ def test_each_sequence_starts_on_the_exact_last_frame_of_the_one_before(
         for n in range(3)
     ]
     result = render(write_screenplay(tmp_path, scenes), tmp_path / "out", [sim.url])
-    videos = sorted((Path(result.folder) / "sequences").glob("seq*.mp4"))
+    videos = sorted((Path(result.folder) / "sequences").glob("*_SEQ*_v*.mp4"))
     assert [media.probe(v).video.frames for v in videos] == [49, 49, 49]  # type: ignore[union-attr]
     for before, after in pairwise(videos):
         _, last = frames_of(before)

@@ -345,7 +345,7 @@ def test_a_film_full_of_shell_and_filter_syntax_renders_with_its_text_intact(
     assert not (tmp_path / CANARY).exists(), "text from the screenplay reached a shell"
     sent = json.dumps([entry["prompt"][2] for entry in history.values()], ensure_ascii=False)
     assert json.dumps(expected, ensure_ascii=False)[1:-1] in sent
-    video = folder / "sequences" / "seq000.mp4"
+    video = sorted((folder / "sequences").glob("*_SEQ0010_v*.mp4"))[0]
     media.verify_decodes(video)
     # The line is spoken: well above the simulator's room tone (-66 dBFS) while it plays.
     wav = tmp_path / "line.wav"

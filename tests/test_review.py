@@ -238,7 +238,7 @@ def test_a_missing_thumbnail_or_damaged_clip_is_caught_by_the_browser_check(
 ) -> None:
     folder = shutil.copytree(reviewed.page.parent, tmp_path / "copy")
     (folder / "review" / "seq001_last.png").unlink()
-    damaged = folder / "sequences" / "seq002.mp4"
+    damaged = sorted((folder / "sequences").glob("*_SEQ0030_v*.mp4"))[0]
     damaged.write_bytes(damaged.read_bytes()[:2000])
     media, _, _, problems = open_in_chromium(folder / REVIEW_PAGE)
     assert [i["src"] for i in media["images"] if i["width"] <= 0] == ["review/seq001_last.png"] * 2

@@ -1,13 +1,17 @@
-"""The film folder an editor takes away: film, master, score, timeline, contact sheet, records.
+"""The film folder an editor takes away, every file named by the scheme in `names`.
 
-<folder>/<title>.mp4            distribution film (written by the mux stage)
-<folder>/<title>_master.mp4     optional grading master (4:4:4 10-bit, still SDR)
-<folder>/score.flac             the assembled score, 48 kHz
-<folder>/sequences/seqNNN.mp4   each sequence exactly as cut into the film
-<folder>/timeline.otio          OpenTimelineIO: one clip per sequence, markers, score track
-<folder>/contact_sheet.png      first frame of every sequence, labelled
-<folder>/manifest.json          seeds, template hashes, servers, models, timings, cache hits
-<folder>/report.md              a short summary linking all of the above
+<folder>/TITLE_v001.mp4              distribution film at its delivery loudness (the mux stage)
+<folder>/TITLE_v001_master.mp4       optional grading master (4:4:4 10-bit, still SDR), or
+<folder>/TITLE_v001_prores.mov       ProRes 422 HQ / DNxHR HQ mezzanine (`_dnxhr.mov`), PCM audio
+<folder>/TITLE_v001_subtitled.mp4    optional copy with the subtitles burnt in (title-safe)
+<folder>/TITLE_v001.srt, .vtt        subtitles: the script's words at the heard times
+<folder>/TITLE_v001_DX.wav, _MX.wav  dialogue and music stems, 48 kHz 24-bit, summing to the mix
+<folder>/TITLE_v001_score.flac       the assembled score at unity, 48 kHz
+<folder>/TITLE_v001.otio, .fcpxml, .xml, .edl   the cut as timelines, one clip per sequence
+<folder>/sequences/TITLE_SEQ0010_v001.mp4       each sequence exactly as cut into the film
+<folder>/contact_sheet.png           first frame of every sequence, labelled
+<folder>/manifest.json               seeds, templates, servers, models, timings, loudness
+<folder>/report.md                   a short summary linking all of the above
 """
 
 from __future__ import annotations
@@ -22,30 +26,27 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.context import FlowRunContext
 
 from tasks import media
-from tasks.deliver.names import film_folder, film_path, sequence_label
-from tasks.deliver.record import manifest_document, report_markdown
-from tasks.deliver.timeline import write_timeline
-from tasks.mux import master_path
+from tasks.deliver.names import FilmNames, film_folder, film_names, first_names, sequence_label
+from tasks.deliver.record import manifest_document, report_markdown, with_files
+from tasks.deliver.timeline import write_film_timelines
+from tasks.media.mezzanine import master_path
+from tasks.media.stems import stem_paths
+from tasks.mux import subtitled_path
 from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
 from tasks.schema.outcomes import Deliverables, FilmFile, Footage, RenderedSequence, ScoreResult
 from tasks.schema.refs import MediaRef
+from tasks.subtitles import subtitle_cues_of, write_subtitles
 
 REPORT_ARTIFACT_KEY = "film-report"
-
-
-
-
-
-
 
 
 async def deliver_film(
     studio: Studio, footage: Footage, score: ScoreResult | None, film: FilmFile
 ) -> Deliverables:
-    """The film folder an editor takes away: film, master, score, sequences, timeline,
-    contact sheet, manifest and report."""
+    """The film folder an editor takes away: film, master, stems, subtitles, score,
+    sequences, timelines, contact sheet, manifest and report."""
     plan, sequences = footage.plan, footage.sequences
     return await write_film_folder(
         studio,
@@ -62,9 +63,16 @@ async def deliver_film(
             for r in sequences
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
+        names=film_names(plan.title, sequences, studio.options.render.rerender),
     )
 
 
+async def _copy(source: Path | None, target: Path) -> Path | None:
+    if source is None:
+        return None
+    if source.resolve() == target.resolve():
+        return target
+    return await asyncio.to_thread(copy_atomic, source, target)
 
 
 async def write_film_folder(
@@ -79,63 +87,78 @@ async def write_film_folder(
     animatic: bool,
     timings: Mapping[str, float],
     cached_sequences: Collection[int] = (),
+    names: FilmNames | None = None,
 ) -> Deliverables:
     """Write every deliverable beside the muxed film; publish the report as a Prefect artifact.
 
     `sequences` are the files cut into the film (normalized), `renders` the GPU renders they
-    came from (seeds, servers, GPU time); `cached_sequences` the indices served from cache.
+    came from (seeds, servers, GPU time); `cached_sequences` the indices served from cache;
+    `names` the delivery's names (default: first versions of everything).
     """
+    names = names or first_names(plan.title, [s.index for s in plan.sequences])
     folder.mkdir(parents=True, exist_ok=True)
-    film_file = film_path(folder, plan.title)
-    if film.path.resolve() != film_file.resolve():
-        await asyncio.to_thread(copy_atomic, film.path, film_file)
+    film_file = folder / f"{names.film}.mp4"
+    await _copy(film.path, film_file)
     master = None
     if film.master is not None:
-        master = master_path(film_file)
-        if film.master.resolve() != master.resolve():
-            await asyncio.to_thread(copy_atomic, film.master, master)
-    clips = []
-    for sequence, ref in zip(plan.sequences, sequences, strict=True):
+        master = await _copy(film.master, master_path(film_file, film.master_kind))
+    dialogue_stem, music_stem = stem_paths(folder, names.film)
+    stems = await _copy(film.dialogue_stem, dialogue_stem), await _copy(film.music_stem, music_stem)
+    subtitled = await _copy(film.subtitled, subtitled_path(film_file))
+    subtitles = {}
+    if film.lines:
+        subtitles = await asyncio.to_thread(
+            write_subtitles, subtitle_cues_of(film.lines), folder, names.film
+        )
+    clips: list[Path] = []
+    for ref, name in zip(sequences, names.sequences, strict=True):
         local = await studio.store.fetch(ref)
-        target = folder / "sequences" / f"seq{sequence.index:03d}.mp4"
-        clips.append(await asyncio.to_thread(copy_atomic, local, target))
+        clips.append(
+            await asyncio.to_thread(copy_atomic, local, folder / "sequences" / f"{name}.mp4")
+        )
     score_file = None
     if score is not None:
-        score_file = await asyncio.to_thread(
-            copy_atomic, await studio.store.fetch(score.score), folder / "score.flac"
+        score_file = await _copy(
+            await studio.store.fetch(score.score), folder / f"{names.film}_score.flac"
         )
     sheet = await asyncio.to_thread(
         write_contact_sheet, plan, clips, folder / "contact_sheet.png", studio.store.scratch
     )
-    timeline = await asyncio.to_thread(
-        write_timeline, plan, clips, score_file, folder / "timeline.otio"
-    )
-    manifest = manifest_document(
-        studio, plan, film, renders, score, animatic, timings, set(cached_sequences)
-    )
-    manifest_file = folder / "manifest.json"
-    await asyncio.to_thread(
-        write_atomic, manifest_file, manifest.model_dump_json(indent=2).encode("utf-8")
+    timelines = await asyncio.to_thread(
+        write_film_timelines, plan, clips, score_file, folder, names.film
     )
     delivered = Deliverables(
         folder=folder,
         cut=film,
+        name=names.film,
         film=film_file,
         master=master,
         score=score_file,
         sequences=tuple(clips),
-        timeline=timeline,
+        sequence_names=names.sequences,
+        timeline=timelines["otio"],
+        timelines=timelines,
+        subtitles=subtitles,
+        subtitled=subtitled,
+        dialogue_stem=stems[0],
+        music_stem=stems[1],
         contact_sheet=sheet,
-        manifest=manifest_file,
-        record=manifest,
+        manifest=folder / "manifest.json",
+        record=manifest_document(
+            studio, plan, film, renders, score, animatic, timings, set(cached_sequences), names
+        ),
         report=folder / "report.md",
     )
-    report = report_markdown(plan, film, delivered, manifest, relative_to=folder)
+    delivered = delivered.model_copy(update={"record": with_files(delivered.record, delivered)})
+    await asyncio.to_thread(
+        write_atomic, delivered.manifest, delivered.record.model_dump_json(indent=2).encode()
+    )
+    report = report_markdown(plan, film, delivered, delivered.record, relative_to=folder)
     await asyncio.to_thread(write_atomic, delivered.report, report.encode("utf-8"))
     if FlowRunContext.get() is not None:
         await acreate_markdown_artifact(
             key=REPORT_ARTIFACT_KEY,
-            markdown=report_markdown(plan, film, delivered, manifest, relative_to=None),
+            markdown=report_markdown(plan, film, delivered, delivered.record, relative_to=None),
             description=f"Deliverables of {plan.title}",
         )
     return delivered
@@ -153,15 +176,3 @@ def write_contact_sheet(plan: FilmPlan, clips: Seq[Path], dest: Path, scratch: P
             for sequence, clip in zip(plan.sequences, clips, strict=True)
         ]
         return media.contact_sheet(frames, dest)
-
-
-
-
-
-
-
-
-
-
-
-

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
-from tasks.deliver.names import film_path
-from tasks.mux import master_path
+from tasks.deliver.listing import deliverable_files, loudness_sentence
+from tasks.deliver.names import FilmNames
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
 from tasks.schema.outcomes import Deliverables, FilmFile, RenderedSequence, ScoreResult
@@ -32,19 +32,24 @@ def manifest_document(
     animatic: bool,
     timings: Mapping[str, float],
     cached_sequences: set[int],
+    names: FilmNames,
 ) -> Manifest:
-    """Everything needed to reproduce or audit the film."""
+    """Everything needed to reproduce or audit the film (`with_files` adds the file names)."""
     cues = score.renders if score is not None else ()
+    versions = dict(zip(names.sequences, names.sequence_versions, strict=True))
+    named = dict(zip((r.index for r in renders), names.sequences, strict=True))
     return Manifest(
         title=plan.title,
         animatic=animatic,
         mode=plan.mode,
         film=FilmEntry(
-            file=film_path(Path(), plan.title).name,
-            master=master_path(film_path(Path(), plan.title)).name if film.master else None,
+            file=f"{names.film}.mp4",
+            master=None,
             duration_s=round(film.duration_s, 3),
             transitions=film.transitions,
             score_gain=film.score_gain,
+            name=names.film,
+            master_kind=film.master_kind,
         ),
         servers=[server.url for server in studio.servers],
         templates={
@@ -61,6 +66,8 @@ def manifest_document(
         sequences=[
             SequenceEntry(
                 index=r.index,
+                name=named[r.index],
+                version=versions[named[r.index]],
                 seed=r.seed,
                 frames=r.frames,
                 seconds=r.seconds,
@@ -93,7 +100,29 @@ def manifest_document(
             sequences=len(cached_sequences),
             cues=sum(1 for rendered in cues if rendered.cached),
         ),
+        loudness=film.loudness,
+        spoken_lines=len(film.lines),
     )
+
+
+def with_files(manifest: Manifest, delivered: Deliverables) -> Manifest:
+    """`manifest` naming every file of `delivered`, relative to its folder."""
+
+    def name(path: Path | None) -> str | None:
+        return path.relative_to(delivered.folder).as_posix() if path is not None else None
+
+    stems = [delivered.dialogue_stem, delivered.music_stem]
+    entry = manifest.film.model_copy(
+        update={
+            "file": name(delivered.film),
+            "master": name(delivered.master),
+            "subtitled": name(delivered.subtitled),
+            "subtitles": [name(p) for p in delivered.subtitles.values()],
+            "stems": [name(p) for p in stems if p is not None],
+            "timelines": {key: name(p) for key, p in delivered.timelines.items()},
+        }
+    )
+    return manifest.model_copy(update={"film": entry})
 
 
 def report_markdown(
@@ -115,25 +144,29 @@ def report_markdown(
         if manifest.animatic
         else ""
     )
-    links = [link("Film", delivered.film)]
-    if delivered.master is not None:
-        links.append(link("Grading master (yuv444p10le, SDR: not HDR)", delivered.master))
-    if delivered.score is not None:
-        links.append(link("Score (48 kHz FLAC)", delivered.score))
+    links = [link(label, path) for label, path in deliverable_files(delivered)]
     links += [
-        link("Timeline (OpenTimelineIO)", delivered.timeline),
-        link("Contact sheet", delivered.contact_sheet),
-        link("Manifest", delivered.manifest),
-        *(link(f"Sequence {n}", path) for n, path in enumerate(delivered.sequences)),
+        link(f"Sequence {n} ({name})", path)
+        for n, (name, path) in enumerate(
+            zip(delivered.sequence_names, delivered.sequences, strict=True)
+        )
     ]
+    spoken = len(film.lines)
+    subtitles = (
+        f"Subtitles: {spoken} spoken line{'s' if spoken != 1 else ''}, timed from the dialogue "
+        "check's word timestamps."
+        if spoken
+        else "Subtitles: none (no line is spoken in the delivered cut)."
+    )
     hits = manifest.cache_hits
     timings = ", ".join(f"{stage} {s:.1f} s" for stage, s in manifest.timings_s.items())
     return (
-        f"# {plan.title}\n\n{banner}"
+        f"# {plan.title}\n\n{banner}**{delivered.name}**: "
         f"{film.duration_s:.2f} s, {len(plan.sequences)} sequences joined by "
         f"{'hard cuts' if film.transitions == 'cut' else 'dissolves'}, "
         f"{len(manifest.cues)} score cues ({plan.score_source} score) at "
         f"{film.score_gain:g} under the dialogue.\n\n"
+        f"{loudness_sentence(film.loudness)}\n\n{subtitles}\n\n"
         f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
         f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
         f"Timings: {timings or 'not recorded'}.\n\n" + "\n".join(links) + "\n"

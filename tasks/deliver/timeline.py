@@ -1,4 +1,8 @@
-"""The film as a timeline: OpenTimelineIO, one clip per sequence, scene and line markers."""
+"""The film as a timeline: OpenTimelineIO, one clip per sequence, scene and line markers.
+
+Each clip is named as its delivered sequence file (`TITLE_SEQ0010_v001`), the timeline as
+the film (`TITLE_v001`); `tasks.timelines` writes it in every editor's format.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import opentimelineio as otio  # type: ignore[import-untyped]
 from tasks import media
 from tasks.deliver.names import sequence_label
 from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.timelines import write_timelines
 
 
-def build_timeline(plan: FilmPlan, clips: Seq[Path], score: Path | None) -> otio.schema.Timeline:
-    """One video clip per sequence (markers at scene starts and lines), the score as audio."""
+def build_timeline(
+    plan: FilmPlan, clips: Seq[Path], score: Path | None, *, name: str | None = None
+) -> otio.schema.Timeline:
+    """One video clip per sequence (markers at scene starts and lines), the score as audio;
+    `name` the timeline's (default: the film's title)."""
     rate = float(plan.fps)
-    timeline = otio.schema.Timeline(name=plan.title)
+    timeline = otio.schema.Timeline(name=name or plan.title)
     timeline.global_start_time = otio.opentime.RationalTime(0, rate)
     video = otio.schema.Track(name="Picture", kind=otio.schema.TrackKind.Video)
     total_frames = 0
@@ -26,12 +34,18 @@ def build_timeline(plan: FilmPlan, clips: Seq[Path], score: Path | None) -> otio
             otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate)
         )
         item = otio.schema.Clip(
-            name=sequence_label(sequence),
+            name=clip.stem,
             media_reference=otio.schema.ExternalReference(
                 target_url=clip.resolve().as_uri(), available_range=available
             ),
             source_range=available,
-            metadata={"reelflow": {"sequence": sequence.index, "seed": sequence.seed}},
+            metadata={
+                "reelflow": {
+                    "sequence": sequence.index,
+                    "seed": sequence.seed,
+                    "label": sequence_label(sequence),
+                }
+            },
         )
         item.markers.extend(_markers(sequence, rate))
         video.append(item)
@@ -54,12 +68,11 @@ def build_timeline(plan: FilmPlan, clips: Seq[Path], score: Path | None) -> otio
     return timeline
 
 
-def write_timeline(plan: FilmPlan, clips: Seq[Path], score: Path | None, dest: Path) -> Path:
-    """`timeline.otio`, written atomically."""
-    timeline = build_timeline(plan, clips, score)
-    with media.atomic_output(dest) as tmp:
-        otio.adapters.write_to_file(timeline, str(tmp))
-    return dest
+def write_film_timelines(
+    plan: FilmPlan, clips: Seq[Path], score: Path | None, folder: Path, name: str
+) -> dict[str, Path]:
+    """`<folder>/<name>.otio`, `.fcpxml`, `.xml` and `.edl`, by key (`tasks.timelines`)."""
+    return write_timelines(build_timeline(plan, clips, score, name=name), folder, name)
 
 
 def _frame_count(clip: Path) -> int:

@@ -121,8 +121,11 @@ def contact_sheet(frames: list[tuple[Path, str]], dest: Path) -> Path:
     for path, _ in frames:
         with Image.open(path) as img:
             rgb = img.convert("RGB")
-            height = max(1, round(rgb.height * _THUMB_WIDTH / rgb.width))
-            thumbs.append(ImageOps.fit(rgb, (_THUMB_WIDTH, height)))
+            # Inside a square cell, whatever the frame's shape: a 9:16 frame stays upright
+            # and as tall as a 16:9 one is wide, not twice the height of the sheet's rows.
+            scale = _THUMB_WIDTH / max(rgb.width, rgb.height)
+            size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+            thumbs.append(ImageOps.fit(rgb, size))
     columns = math.ceil(math.sqrt(len(thumbs)))
     rows = math.ceil(len(thumbs) / columns)
     cell_h = max(t.height for t in thumbs) + _LABEL_HEIGHT
@@ -130,8 +133,8 @@ def contact_sheet(frames: list[tuple[Path, str]], dest: Path) -> Path:
     draw = ImageDraw.Draw(sheet)
     for i, (thumb, (_, label)) in enumerate(zip(thumbs, frames, strict=True)):
         x, y = (i % columns) * _THUMB_WIDTH, (i // columns) * cell_h
-        sheet.paste(thumb, (x, y))
-        draw.text((x + 4, y + thumb.height + 4), label, fill="white")
+        sheet.paste(thumb, (x + (_THUMB_WIDTH - thumb.width) // 2, y))
+        draw.text((x + 4, y + cell_h - _LABEL_HEIGHT + 4), label, fill="white")
     with atomic_output(dest) as tmp:
         sheet.save(tmp, format="PNG")
     return dest

@@ -96,7 +96,6 @@ PROFILES: dict[str, DeliveryProfile] = {
         ),
     )
 }
-DEFAULT_PROFILE = "ebu-r128"
 
 
 def delivery_profile(name: str) -> DeliveryProfile:

@@ -27,6 +27,7 @@ from tasks.media.loudness import (
     DeliveryProfile,
     LoudnessCorrection,
     MixLoudness,
+    delivery_profile,
     measure_mix,
     meets_profile,
     plan_correction,
@@ -35,6 +36,7 @@ from tasks.media.loudness import (
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
 from tasks.runtime.files import copy_atomic
+from tasks.schema.record import DeliveryLoudness
 
 LIMITER_RATE = 4 * AUDIO_RATE
 MAX_ATTEMPTS = 4
@@ -221,3 +223,32 @@ def correct_film_loudness(
             f" {basis}, {after.true_peak_dbtp:.1f} dBTP, {verdict} {profile.name}"
         ),
     )
+
+
+def loudness_record(result: LoudnessResult) -> DeliveryLoudness:
+    """`result` as the film's record keeps it (manifest, report, review page), rounded."""
+    profile = delivery_profile(result.profile)
+    _, basis = profile_loudness(result.after, profile)
+    return DeliveryLoudness(
+        profile=profile.name,
+        target_lufs=profile.target_lufs,
+        tolerance_lu=profile.tolerance_lu,
+        ceiling_dbtp=profile.true_peak_dbtp,
+        measured_on="dialogue" if basis == "dialogue" else "programme",
+        outcome=result.decision.outcome,
+        gain_db=round(result.gain_db, 2),
+        limiter_ceiling_dbtp=_rounded(result.limiter_ceiling_dbtp),
+        integrated_before_lufs=round(result.before.integrated_lufs, 2),
+        integrated_after_lufs=round(result.after.integrated_lufs, 2),
+        dialogue_before_lufs=_rounded(result.before.dialogue_lufs),
+        dialogue_after_lufs=_rounded(result.after.dialogue_lufs),
+        true_peak_before_dbtp=round(result.before.true_peak_dbtp, 2),
+        true_peak_after_dbtp=round(result.after.true_peak_dbtp, 2),
+        loudness_range_lu=round(result.after.loudness_range_lu, 2),
+        meets_profile=result.meets_profile,
+        reason=result.reason,
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None

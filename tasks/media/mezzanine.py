@@ -1,8 +1,10 @@
-"""Mezzanine masters for post houses: ProRes 422 HQ or DNxHR HQ with 48 kHz PCM audio.
+"""Masters beside the distribution film: ProRes 422 HQ or DNxHR HQ with 48 kHz PCM audio, or
+the H.264 4:4:4 10-bit grading master.
 
-Both are intra-frame 4:2:2 codecs an editor cuts without transcoding. They are still SDR
-(the model renders SDR whatever the encoding) and carry the picture frame for frame: no
-frame is duplicated or dropped, so the master's frame count is the source's.
+ProRes and DNxHR are intra-frame 4:2:2 codecs an editor cuts without transcoding. Every
+master is still SDR (the model renders SDR whatever the encoding) and carries the picture
+frame for frame: no frame is duplicated or dropped, so the master's frame count is the
+source's. The grading master keeps the distribution film's own AAC track, copied.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from typing import Any, Literal
 
 import ffmpeg
 
-from tasks.media.encode import AUDIO_RATE
+from tasks.media.encode import AUDIO_RATE, FASTSTART, VIDEO_MASTER
 from tasks.media.errors import MediaError
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
+from tasks.schema.delivery import MasterKind
 
 MezzanineKind = Literal["prores", "dnxhr"]
 
@@ -95,3 +98,42 @@ def encode_mezzanine(
     with atomic_output(dest) as tmp:
         run_ffmpeg(mezzanine_args(picture, tmp, kind, audio=audio))
     return dest
+
+
+def master_path(film: Path, kind: MasterKind) -> Path:
+    """Where the `kind` master of `film` goes: `<stem>_master.mp4` (yuv444), `<stem>_prores.mov`
+    or `<stem>_dnxhr.mov`."""
+    if kind == "yuv444":
+        return film.with_name(f"{film.stem}_master.mp4")
+    if kind in MEZZANINE_VIDEO:
+        return mezzanine_path(film, kind)  # type: ignore[arg-type]
+    raise MediaError(f"no master file for master kind {kind!r}")
+
+
+def grading_master_args(picture: Path, sound: Path, out: Path) -> list[str]:
+    """ffmpeg arguments: `picture` as H.264 4:4:4 10-bit, `sound`'s audio stream copied."""
+    graph = ffmpeg.output(
+        ffmpeg.input(str(picture)).video,
+        ffmpeg.input(str(sound)).audio,
+        str(out),
+        **VIDEO_MASTER,
+        acodec="copy",
+        **FASTSTART,
+    )
+    args: list[str] = graph.get_args()
+    return args
+
+
+def encode_master(picture: Path, dest: Path, kind: MasterKind, *, audio: Path) -> Path:
+    """The `kind` master of `picture` with `audio`'s sound (the delivered film's mix)."""
+    if kind == "yuv444":
+        if probe(picture).video is None:
+            raise MediaError(f"{picture} has no video stream to master")
+        if probe(audio).audio is None:
+            raise MediaError(f"{audio} has no audio stream for the master")
+        with atomic_output(dest) as tmp:
+            run_ffmpeg(grading_master_args(picture, audio, tmp))
+        return dest
+    if kind not in MEZZANINE_VIDEO:
+        raise MediaError(f"unknown master kind {kind!r}; choose yuv444, prores or dnxhr")
+    return encode_mezzanine(picture, dest, kind, audio=audio)  # type: ignore[arg-type]

@@ -43,12 +43,15 @@ class Stems(BaseModel):
 
 def stem_args(source: Path, out: Path, *, gain: float, duration_s: float) -> list[str]:
     """ffmpeg arguments: `source`'s audio x `gain`, exactly `duration_s` long, 24-bit WAV."""
+    samples = round(duration_s * AUDIO_RATE)
     audio = (
         ffmpeg.input(str(source))
         .audio.filter("aresample", AUDIO_RATE)
         .filter("volume", gain, precision="double")
-        .filter("apad", whole_dur=duration_s)
-        .filter("atrim", duration=duration_s)
+        # Counted in samples, not timestamps: joined sequences' audio timestamps overlap a
+        # little at each cut, and a trim by duration would let those extra samples through.
+        .filter("apad", whole_len=samples)
+        .filter("atrim", end_sample=samples)
     )
     graph = ffmpeg.output(audio, str(out), **STEM_PCM)
     args: list[str] = graph.get_args()
@@ -68,15 +71,19 @@ def write_stems(
     *,
     score_gain: float,
     gain_db: float = 0.0,
+    duration_s: float | None = None,
 ) -> Stems:
     """Write the dialogue stem of `cut` (the joined sequences) and the music stem of `score`.
 
     `cut` is the file the mix was made from (its audio is the dialogue); both stems last
-    exactly its picture's duration. No score, no music stem.
+    exactly `duration_s`, by default its picture's duration. (Pass the film's own: sequences
+    joined by stream copy carry a few hundredths of a second of timestamp slack at their cuts,
+    which the film's encode does not keep.) No score, no music stem.
     """
     picture = probe(cut).video
     if picture is None:
         raise MediaError(f"{cut} has no video stream: stems are timed to the film's picture")
+    seconds = duration_s if duration_s is not None else picture.duration
     if probe(cut).audio is None:
         raise MediaError(f"{cut} has no audio stream to make a dialogue stem from")
     if score is not None and probe(score).audio is None:
@@ -85,16 +92,16 @@ def write_stems(
     dialogue_dest, music_dest = stem_paths(folder, name)
     with contextlib.ExitStack() as outputs:
         tmp = outputs.enter_context(atomic_output(dialogue_dest))
-        run_ffmpeg(stem_args(cut, tmp, gain=delivery, duration_s=picture.duration))
+        run_ffmpeg(stem_args(cut, tmp, gain=delivery, duration_s=seconds))
         if score is not None:
             tmp = outputs.enter_context(atomic_output(music_dest))
             run_ffmpeg(
-                stem_args(score, tmp, gain=score_gain * delivery, duration_s=picture.duration)
+                stem_args(score, tmp, gain=score_gain * delivery, duration_s=seconds)
             )
     return Stems(
         dialogue=dialogue_dest,
         music=music_dest if score is not None else None,
         score_gain=score_gain,
         gain_db=gain_db,
-        samples=round(picture.duration * AUDIO_RATE),
+        samples=round(seconds * AUDIO_RATE),
     )

@@ -25,13 +25,17 @@ def screenplay_file(screenplay: str, options: FilmOptions) -> Path:
 
 
 def plan_screenplay(path: Path, options: FilmOptions) -> FilmPlan:
-    """Read the screenplay at `path` and plan it as the run's options say (mode, limit,
-    fixer, re-rolls). Bad input raises one `ScreenplayError` listing every problem."""
+    """Read the screenplay at `path` and plan it as the run's options say (mode, delivery
+    profile, limit, fixer, re-rolls). Bad input raises one `ScreenplayError` listing every
+    problem."""
     written = load_screenplay(path)
     if options.mode != "screenplay":
         written = written.model_copy(
             update={"render": written.render.model_copy(update={"mode": options.mode})}
         )
+    if options.delivery.profile != "screenplay":
+        delivery = written.delivery.model_copy(update={"profile": options.delivery.profile})
+        written = written.model_copy(update={"delivery": delivery})
     render = options.render
     return plan_film(
         written,

@@ -87,6 +87,7 @@ def plan_film(
         warnings=tuple(warnings),
         changes=tuple(changes),
         estimate=estimate_gpu_time(sequences, chains, cues, defaults.estimate, render.mode),
+        delivery_profile=screenplay.delivery.profile,
     )
 
 

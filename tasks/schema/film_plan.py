@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tasks.schema.delivery import DEFAULT_PROFILE, ProfileName
+
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -151,6 +153,7 @@ class FilmPlan(_Data):
     warnings: tuple[LintWarning, ...]
     changes: tuple[Change, ...]
     estimate: Estimate
+    delivery_profile: ProfileName = DEFAULT_PROFILE
 
     @property
     def duration_s(self) -> float:

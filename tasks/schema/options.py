@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.schema.delivery import MasterKind, ProfileName
 
 Mode = Literal["screenplay", "fast", "quality"]
 SlotKind = Literal["local", "prefect"]
@@ -51,7 +53,11 @@ class DeliveryOptions(_Options):
     transitions: Literal["cut", "dissolve"] = Field(
         "cut", description="Hard cuts (lossless), or dissolves (refused at dialogue edges)."
     )
-    master: bool = Field(False, description="Also write a yuv444p10le grading master (SDR).")
+    master: MasterKind = Field(
+        "none",
+        description="Also write a master: yuv444 (H.264 4:4:4 10-bit, for grading), prores "
+        "(ProRes 422 HQ) or dnxhr (DNxHR HQ), both with 24-bit 48 kHz PCM; all SDR.",
+    )
     score_gain: float = Field(
         0.25,
         ge=0,
@@ -59,6 +65,24 @@ class DeliveryOptions(_Options):
         description="Score level under the dialogue (0.25 = -12 dB).",
         json_schema_extra={"metavar": "G"},
     )
+    profile: Literal["screenplay", ProfileName] = Field(
+        "screenplay",
+        description="Loudness the final mix is measured and corrected to: ebu-r128 (-23 LUFS), "
+        "streaming (-14), atsc-a85 (-24), apple (-16), dialogue-gated (-27 on the dialogue); "
+        "screenplay: as its `delivery.profile` says (ebu-r128 when it says nothing).",
+    )
+    burn_subtitles: bool = Field(
+        False,
+        description="Also write the film with its subtitles burnt in, inside the title-safe area.",
+    )
+
+    @field_validator("master", mode="before")
+    @classmethod
+    def _master_was_a_switch(cls, value: Any) -> Any:
+        # Saved deployment parameters and batch files from before the choice said true/false.
+        if isinstance(value, bool):
+            return "yuv444" if value else "none"
+        return value
 
 
 class StudioOptions(_Options):

@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import Cue, FilmPlan, Sequence
-from tasks.schema.record import Manifest
+from tasks.schema.record import DeliveryLoudness, Manifest
 from tasks.schema.refs import MediaRef
 from tasks.schema.schedule import ScheduleReport
 from tasks.schema.verdicts import SequenceVerdict
@@ -169,8 +170,26 @@ class ScoreResult(BaseModel):
     renders: tuple[RenderedCue, ...]
 
 
+class SpokenLine(BaseModel):
+    """A scripted line where the delivered film speaks it: the script's words, film seconds.
+
+    timed_by: `asr` (the span the dialogue check heard the line's words at) or `plan` (the
+    line's planned window, where nobody listened: the dialogue check was off).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sequence: int
+    speaker: str
+    text: str
+    start_s: float
+    end_s: float
+    timed_by: Literal["asr", "plan"]
+
+
 class FilmFile(BaseModel):
-    """The verified distribution film (and its grading master, when asked for)."""
+    """The verified distribution film at its delivery loudness, and what was made beside it:
+    the master, the dialogue and music stems, the copy with burnt-in subtitles."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -181,30 +200,51 @@ class FilmFile(BaseModel):
     transitions: Transitions
     score_gain: float
     scored: bool
+    master_kind: MasterKind = "none"
+    loudness: DeliveryLoudness | None = None
+    lines: tuple[SpokenLine, ...] = ()
+    dialogue_stem: Path | None = None
+    music_stem: Path | None = None
+    subtitled: Path | None = None
 
 
 class CutFilm(BaseModel):
-    """The verified film (and master) in the media store, and what was cut."""
+    """The verified film (and what was made beside it) in the media store, and what was cut."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     film: MediaRef
     master: MediaRef | None
     file: FilmFile
+    dialogue_stem: MediaRef | None = None
+    music_stem: MediaRef | None = None
+    subtitled: MediaRef | None = None
 
 
 class Deliverables(BaseModel):
-    """Where each deliverable of one film was written."""
+    """Where each deliverable of one film was written, under which names.
+
+    `name` is the film's own (`TITLE_v001`), `sequence_names` each sequence file's
+    (`TITLE_SEQ0010_v001`); `timelines` holds every timeline format by key (`otio`, `fcpxml`,
+    `xml`, `edl`), `timeline` the OpenTimelineIO one of them.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     folder: Path
     cut: FilmFile
+    name: str
     film: Path
     master: Path | None
     score: Path | None
     sequences: tuple[Path, ...]
+    sequence_names: tuple[str, ...]
     timeline: Path
+    timelines: dict[str, Path]
+    subtitles: dict[str, Path]
+    subtitled: Path | None
+    dialogue_stem: Path | None
+    music_stem: Path | None
     contact_sheet: Path
     manifest: Path
     record: Manifest
@@ -241,3 +281,4 @@ class FilmResult(BaseModel):
     prompts: int
     gpu_seconds: float
     shared: Shared = Shared()
+    loudness: DeliveryLoudness | None = None

@@ -6,7 +6,7 @@ of them reads another back from disk.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,12 +15,58 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class DeliveryLoudness(_Record):
+    """The final mix against its delivery profile, measured before and after its correction.
+
+    `measured_on` says what the profile judges: the whole programme, or (a dialogue-gated
+    profile) the mix while someone speaks. Loudness in LUFS, true peak in dBTP, range in LU.
+    """
+
+    profile: str
+    target_lufs: float
+    tolerance_lu: float
+    ceiling_dbtp: float
+    measured_on: Literal["programme", "dialogue"]
+    outcome: Literal["within", "gain", "gain_and_limit", "cannot"]
+    gain_db: float
+    limiter_ceiling_dbtp: float | None
+    integrated_before_lufs: float
+    integrated_after_lufs: float
+    dialogue_before_lufs: float | None
+    dialogue_after_lufs: float | None
+    true_peak_before_dbtp: float
+    true_peak_after_dbtp: float
+    loudness_range_lu: float
+    meets_profile: bool
+    reason: str
+
+    @property
+    def judged_before_lufs(self) -> float:
+        """The loudness the profile judged before the correction."""
+        if self.measured_on == "dialogue" and self.dialogue_before_lufs is not None:
+            return self.dialogue_before_lufs
+        return self.integrated_before_lufs
+
+    @property
+    def judged_after_lufs(self) -> float:
+        """The loudness the profile judges in the delivered film."""
+        if self.measured_on == "dialogue" and self.dialogue_after_lufs is not None:
+            return self.dialogue_after_lufs
+        return self.integrated_after_lufs
+
+
 class FilmEntry(_Record):
     file: str
     master: str | None
     duration_s: float
     transitions: str
     score_gain: float
+    name: str = ""
+    master_kind: str = "none"
+    subtitled: str | None = None
+    subtitles: list[str] = []
+    stems: list[str] = []
+    timelines: dict[str, str] = {}
 
 
 class TemplateEntry(_Record):
@@ -36,6 +82,8 @@ class KeyframeEntry(_Record):
 
 class SequenceEntry(_Record):
     index: int
+    name: str = ""
+    version: int = 1
     seed: int
     frames: int
     seconds: float
@@ -86,6 +134,8 @@ class Manifest(_Record):
     timings_s: dict[str, float]
     gpu: GpuEntry
     cache_hits: CacheHits
+    loudness: DeliveryLoudness | None = None
+    spoken_lines: int = 0
 
     def cached(self, sequence: int) -> bool | None:
         """Whether a sequence came from the cache (None: not in this record)."""

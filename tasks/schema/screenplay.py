@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from tasks.schema.delivery import DEFAULT_PROFILE, ProfileName
+
 RELAY_SEPARATOR = "|"
 """Prompt Relay joins segment prompts with this character; no prompt may contain it."""
 
@@ -105,6 +107,12 @@ class RenderSettings(_Strict):
     max_sequence_seconds: float = Field(default=20.4, gt=1, le=60)
 
 
+class DeliverySettings(_Strict):
+    """What the film is delivered to; a run's `--profile` flag overrides it."""
+
+    profile: ProfileName = DEFAULT_PROFILE
+
+
 class Screenplay(_Strict):
     """A whole film as written: who is in it, how it looks, and its scenes in order."""
 
@@ -118,6 +126,7 @@ class Screenplay(_Strict):
     scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
     score: Score | None = None
     render: RenderSettings = Field(default_factory=RenderSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     @field_validator("characters", mode="before")
     @classmethod

@@ -30,18 +30,27 @@ def _header(view: FilmView) -> str:
         if view.animatic
         else ""
     )
-    return f"<h1>{_e(view.title)}</h1><p class='sub'>Dailies · {' · '.join(facts)}</p>{banner}"
+    return (
+        f"<h1>{_e(view.title)}</h1><p class='sub'>Dailies · <code class='name'>{_e(view.name)}"
+        f"</code> · {' · '.join(facts)}</p>{banner}"
+    )
 
 
 def _film(view: FilmView) -> str:
     poster = f" poster='{view.sequences[0].first_frame}'" if view.sequences else ""
     downloads = "".join(
-        f"<li><a href='{url}'>{_e(label)}</a></li>" for label, url in view.downloads
+        f"<li><a href='{url}' download>{_e(label)}</a> <code>{_e(name)}</code></li>"
+        for label, name, url in view.downloads
+    )
+    track = (
+        f"<track kind='subtitles' label='Subtitles' srclang='en' src='{view.subtitles}' default>"
+        if view.subtitles
+        else ""
     )
     return (
         "<section class='film'>"
-        f"<video id='film' controls preload='metadata'{poster} src='{view.film}'></video>"
-        f"<ul class='downloads'>{downloads}</ul></section>"
+        f"<video id='film' controls preload='metadata'{poster} src='{view.film}'>{track}</video>"
+        f"<h4>Downloads</h4><ul class='downloads'>{downloads}</ul></section>"
     )
 
 
@@ -120,10 +129,42 @@ def plan_notes(warnings: Seq[LintWarning], changes: Seq[Change]) -> str:
     )
 
 
+def _delivery_loudness(view: FilmView) -> str:
+    loudness = view.loudness
+    if loudness is None:
+        return "<p class='hint'>The final mix was not measured (no delivery profile).</p>"
+    verdict = (
+        "<span class='badge good'>meets it</span>"
+        if loudness.meets_profile
+        else "<span class='badge bad'>does not meet it</span>"
+    )
+    ceiling = loudness.limiter_ceiling_dbtp
+    limiter = f"{ceiling:.1f} dBTP" if ceiling is not None else "none"
+    rows = [
+        ("profile", f"<b>{_e(loudness.profile)}</b>: {loudness.target_lufs:g} LUFS "
+         f"±{loudness.tolerance_lu:g}, ≤ {loudness.ceiling_dbtp:g} dBTP, measured on the "
+         f"{_e(loudness.measured_on)} {verdict}"),
+        ("integrated", f"{loudness.integrated_before_lufs:.1f} → "
+         f"{loudness.integrated_after_lufs:.1f} LUFS"),
+        ("true peak", f"{loudness.true_peak_before_dbtp:.1f} → "
+         f"{loudness.true_peak_after_dbtp:.1f} dBTP"),
+        ("loudness range", f"{loudness.loudness_range_lu:.1f} LU"),
+        ("correction", f"{_e(loudness.outcome)}: {loudness.gain_db:+.1f} dB, limiter {limiter}"),
+        ("why", _e(loudness.reason)),
+    ]  # fmt: skip
+    if loudness.dialogue_after_lufs is not None and loudness.dialogue_before_lufs is not None:
+        rows.insert(2, ("dialogue", f"{loudness.dialogue_before_lufs:.1f} → "
+                        f"{loudness.dialogue_after_lufs:.1f} LUFS"))  # fmt: skip
+    facts = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    return f"<dl class='facts delivery-loudness'>{facts}</dl>"
+
+
 def _loudness(view: FilmView) -> str:
     return (
-        "<h2>Loudness</h2><p class='hint'>Integrated loudness of each sequence before and "
-        "after the per-sequence gain.</p>"
+        "<h2>Loudness</h2><h4>The delivered mix</h4>"
+        f"{_delivery_loudness(view)}"
+        "<h4>Per sequence</h4><p class='hint'>Integrated loudness of each sequence before "
+        "and after the per-sequence gain.</p>"
         f"<img class='chart' src='{view.loudness_chart}' alt='loudness of every sequence'>"
     )
 

@@ -41,6 +41,7 @@ def _facts(view: SequenceView) -> str:
             f"(contrast &times;{d.contrast_ratio:.2f}, RGB shift {shift})"
         )
     rows = [
+        ("file", f"<code>{_e(view.name)}.mp4</code>"),
         ("chain", f"{sequence.chain}, position {sequence.position}"),
         ("length", f"{sequence.frames} frames, {sequence.seconds:.2f} s at {sequence.fps} fps"),
         ("in the film", f"at {clock(view.film_start_s)}"),

@@ -19,7 +19,7 @@ a { color: #8fb3ff; }
 .animatic { background: #3a2f12; border: 1px solid var(--warn); color: #f4d58a;
   padding: 8px 12px; border-radius: 6px; margin: 10px 0 16px; }
 .film video { display: block; width: 100%; height: min(62vh, 620px); background: #000;
-  border-radius: 6px; }
+  border-radius: 6px; object-fit: contain; }
 .timeline img { width: 100%; height: auto; display: block; border-radius: 6px; }
 .downloads { display: flex; flex-wrap: wrap; gap: 8px 16px; margin: 10px 0 0; padding: 0;
   list-style: none; }
@@ -50,7 +50,7 @@ a { color: #8fb3ff; }
 .seq-grid { display: grid; grid-template-columns: minmax(260px, 4fr) 7fr; gap: 20px; }
 @media (max-width: 900px) { .seq-grid { grid-template-columns: 1fr; } }
 .seq-grid video { display: block; width: 100%; height: 320px; background: #000;
-  border-radius: 6px; }
+  border-radius: 6px; object-fit: contain; }
 .frames { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin: 8px 0 0; }
 .frames figure { margin: 0; }
 figcaption { color: var(--dim); font-size: 12px; }

@@ -11,7 +11,7 @@ from tasks.deliver.dailies.commands import Rerender
 from tasks.deliver.tables import final_action
 from tasks.schema.film_plan import Change, Cue, LintWarning
 from tasks.schema.outcomes import CarriedFrame, SequenceResult
-from tasks.schema.record import Manifest
+from tasks.schema.record import DeliveryLoudness, Manifest
 
 # Where each verdict kind sits on the page's traffic light.
 GOOD_KINDS = frozenset({"ok", "narration", "silent"})
@@ -37,6 +37,7 @@ class SequenceView:
 
     result: SequenceResult
     label: str
+    name: str
     film_start_s: float
     video: str
     first_frame: str
@@ -73,6 +74,9 @@ class FilmView:
     title: str
     animatic: bool
     film: str
+    name: str
+    subtitles: str | None
+    loudness: DeliveryLoudness | None
     duration_s: float
     sequences: tuple[SequenceView, ...]
     warnings: tuple[LintWarning, ...]
@@ -80,7 +84,7 @@ class FilmView:
     cues: tuple[Cue, ...]
     timeline_chart: str
     loudness_chart: str
-    downloads: tuple[tuple[str, str], ...]
+    downloads: tuple[tuple[str, str, str], ...]
     record: Manifest
 
 

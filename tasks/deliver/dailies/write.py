@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tasks.deliver.dailies.views import (
     SequenceView,
     relative_url,
 )
+from tasks.deliver.listing import deliverable_files
 from tasks.deliver.names import sequence_label
 from tasks.deliver.tables import in_order
 from tasks.errors import ReelflowError
@@ -37,17 +39,18 @@ def _write_text(path: Path, text: str) -> str:
     return path.name
 
 
-def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str], ...]:
-    files: list[tuple[str, Path | None]] = [
-        ("film", deliverables.film),
-        ("grading master", deliverables.master),
-        ("score (FLAC)", deliverables.score),
-        ("timeline (OTIO)", deliverables.timeline),
-        ("contact sheet", deliverables.contact_sheet),
-        ("manifest", deliverables.manifest),
-        ("report", deliverables.report),
-    ]
-    return tuple((label, relative_url(path, folder)) for label, path in files if path is not None)
+def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str, str], ...]:
+    """(label, file name, link) of every file in the folder the page offers."""
+    files = [*deliverable_files(deliverables), ("Report", deliverables.report)]
+    return tuple((label, path.name, relative_url(path, folder)) for label, path in files)
+
+
+def _inline(path: Path | None, kind: str) -> str | None:
+    """`path` as a data URL: a page opened from disk may not fetch a subtitle track from its
+    own folder (file: URLs are each their own origin), but it may read one inline."""
+    if path is None:
+        return None
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
 def _bar(result: SequenceResult) -> LoudnessBar:
@@ -70,7 +73,9 @@ def _sequence_views(
     assets = folder / ASSETS
     carried = {c.into_sequence: c for o in outcomes for c in o.carried}
     views, film_time = [], 0.0
-    for result, clip in zip(results, deliverables.sequences, strict=True):
+    for result, clip, name in zip(
+        results, deliverables.sequences, deliverables.sequence_names, strict=True
+    ):
         n = result.sequence.index
         first, last = media.clip_thumbnails(
             clip, assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
@@ -81,6 +86,7 @@ def _sequence_views(
             SequenceView(
                 result=result,
                 label=sequence_label(result.sequence),
+                name=name,
                 film_start_s=film_time,
                 video=relative_url(clip, folder),
                 first_frame=relative_url(first, folder),
@@ -134,6 +140,9 @@ def write_review(
         title=plan.title,
         animatic=animatic,
         film=relative_url(deliverables.film, folder),
+        name=deliverables.name,
+        subtitles=_inline(deliverables.subtitles.get("vtt"), "text/vtt"),
+        loudness=deliverables.cut.loudness,
         duration_s=deliverables.record.film.duration_s,
         sequences=tuple(views),
         warnings=plan.warnings,
