@@ -19,7 +19,9 @@ Voices (``sim.voices``, ``sim.lines``, ``sim.voice_match``)
       Dominant speaker: the most words (``str.split``) over all its lines in the whole
       sequence, ties to the one who speaks first. The others keep their seeded voice
       (their next one if it is the reference's). ``identity_guidance_scale`` is not
-      read: any reference is followed fully.
+      read: any reference is followed fully. One reference voice per render, as the node
+      holds one clip: with several chained ``LTXVReferenceAudio`` nodes the one nearest
+      the sampler (the last applied) wins.
     * A reference that sounds like no palette voice (no pitch, no speech, too far) is
       still followed with the nearest voice, and the simulator logs a WARNING naming the
       clip ("... matches no simulator voice well ..."); a recognised one is logged at
