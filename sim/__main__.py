@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -62,6 +63,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m sim``."""
+    # The simulator's log (sim.log beside an embedded one): what it decided, e.g. voices.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve(_parse(argv)))
 
 

@@ -11,6 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.graph_refs import (
+    Guide,
+    image_guides,
+    positive_side,
+    reference_images,
+    reference_voice,
+    start_image,
+)
+from sim.graph_refs import upstream as ancestors
+
+__all__ = ["Guide", "ImageSpec", "MusicSpec", "OutputPlan", "Segment", "VideoSpec", "ancestors"]
+
 Prompt = Mapping[str, Mapping[str, Any]]
 
 VIDEO_OUTPUTS = frozenset({"SaveVideo", "SaveWEBM", "SaveAnimatedWEBP", "SaveAnimatedPNG"})
@@ -22,7 +34,10 @@ AUDIO_OUTPUTS: dict[str, str] = {
     "SaveAudioAdvanced": "mp3",
     "PreviewAudio": "flac",
 }
+_IMAGE_SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced", "SamplerCustom")
+_TEXT_ENCODERS = ("CLIPTextEncode", "TextEncodeQwenImageEditPlus", "TextEncodeQwenImageEdit")
 RELAY_ENCODERS = ("PromptRelayEncodeTimeline", "PromptRelayEncode")
+_PORTRAIT = re.compile(r"\bportrait\b", re.IGNORECASE)
 _SMART_SHOT = re.compile(r"^Shot\s+(\d+)\s*-\s*(\d+)\s*:\s*$", re.MULTILINE)
 
 
@@ -47,6 +62,8 @@ class VideoSpec:
     seed: int
     start_image: str | None
     with_audio: bool
+    reference_audio: str | None = None
+    guides: tuple[Guide, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -56,12 +73,20 @@ class VideoSpec:
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """A still (keyframe) render."""
+    """A still (keyframe) render, and the uploaded pictures it puts into its shot."""
 
     width: int
     height: int
     seed: int
     text: str
+    references: tuple[str, ...] = ()
+
+    @property
+    def portrait(self) -> bool:
+        """A text-to-image portrait: ``portrait`` is among the prompt's first eight words
+        ("Portrait of EDDA, ...") and no picture is given."""
+        opening = " ".join(self.text.split()[:8])
+        return not self.references and _PORTRAIT.search(opening) is not None
 
 
 @dataclass(frozen=True)
@@ -106,21 +131,6 @@ class OutputPlan:
         if isinstance(self.media, ImageSpec):
             return "image"
         return None
-
-
-def ancestors(prompt: Prompt, node_id: str) -> list[str]:
-    """``node_id`` and every node it depends on, nearest first."""
-    seen: list[str] = []
-    stack = [node_id]
-    while stack:
-        current = stack.pop(0)
-        if current in seen or current not in prompt:
-            continue
-        seen.append(current)
-        for value in prompt[current].get("inputs", {}).values():
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-                stack.append(value[0])
-    return seen
 
 
 def _find(prompt: Prompt, ids: list[str], *classes: str) -> Mapping[str, Any] | None:
@@ -183,15 +193,6 @@ def _video(prompt: Prompt, ids: list[str]) -> VideoSpec | None:
         text = _linked_text(prompt, conditioning, "positive")
         global_prompt = text if text is not None else ""
         segments = (Segment(global_prompt, frames),)
-    noise = _find(prompt, ids, "RandomNoise")
-    seed = int(noise["noise_seed"]) if noise else 0
-    i2v = [
-        prompt[n]["inputs"]
-        for n in ids
-        if prompt[n]["class_type"] in ("LTXVImgToVideoInplace", "LTXVImgToVideo")
-    ]
-    loader = _find(prompt, ids, "LoadImage")
-    uses_image = any(not bool(node.get("bypass", False)) for node in i2v)
     return VideoSpec(
         width=int(latent["width"]) * scale,
         height=int(latent["height"]) * scale,
@@ -199,23 +200,38 @@ def _video(prompt: Prompt, ids: list[str]) -> VideoSpec | None:
         fps=fps,
         global_prompt=global_prompt,
         segments=segments,
-        seed=seed,
-        start_image=str(loader["image"]) if loader is not None and uses_image else None,
+        seed=_seed(prompt, ids),
+        start_image=start_image(prompt, ids),
         with_audio=_find(prompt, ids, "LTXVAudioVAEDecode", "VAEDecodeAudio") is not None,
+        reference_audio=reference_voice(prompt, ids),
+        guides=image_guides(prompt, ids),
     )
+
+
+def _seed(prompt: Prompt, ids: list[str]) -> int:
+    """The render's seed: ``RandomNoise.noise_seed``, else a sampler's own seed input."""
+    noise = _find(prompt, ids, "RandomNoise")
+    if noise is not None:
+        return int(noise["noise_seed"])
+    sampler = _find(prompt, ids, "KSampler", "KSamplerAdvanced", "SamplerCustom")
+    if sampler is not None:
+        value = sampler.get("seed", sampler.get("noise_seed", 0))
+        return int(value) if isinstance(value, int | float | str) else 0
+    return 0
 
 
 def _image(prompt: Prompt, ids: list[str]) -> ImageSpec | None:
     latent = _find(prompt, ids, "EmptySD3LatentImage", "EmptyLatentImage")
-    sampler = _find(prompt, ids, "KSampler")
-    if latent is not None:
-        text = _linked_text(prompt, sampler, "positive")
-        if text is None:
-            encoder = _find(prompt, ids, "CLIPTextEncode")
-            text = str(encoder.get("text", "")) if encoder else ""
-        seed = int(sampler["seed"]) if sampler else 0
-        return ImageSpec(int(latent["width"]), int(latent["height"]), seed, text)
-    return None
+    if latent is None:
+        return None
+    sampler = next((n for n in ids if prompt[n]["class_type"] in _IMAGE_SAMPLERS), None)
+    side = positive_side(prompt, sampler) if sampler is not None else []
+    encoder = _find(prompt, side or ids, *_TEXT_ENCODERS)
+    text = ""
+    if encoder is not None:
+        text = str(encoder.get("text", encoder.get("prompt", "")))
+    size = int(latent["width"]), int(latent["height"])
+    return ImageSpec(*size, _seed(prompt, ids), text, reference_images(prompt, side))
 
 
 def _music(prompt: Prompt, ids: list[str], extension: str) -> MusicSpec | None:

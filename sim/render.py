@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.animatic import render_still, render_video
+from sim.casting import cast_render
 from sim.folders import Folders
 from sim.graph import MusicSpec, OutputPlan, VideoSpec
 from sim.music import render_music
@@ -120,7 +121,9 @@ def render_output(
     if isinstance(media, VideoSpec):
         name = f"{filename}_{counter:05}_.mp4"
         start = folders.resolve(media.start_image) if media.start_image else None
-        render_video(media, start, result.stage(folder / name), faults)
+        guides = tuple((p, g) for g in media.guides if (p := folders.resolve(g.image)))
+        voices = cast_render(media, folders) if media.with_audio else {}
+        render_video(media, start, result.stage(folder / name), faults, voices, guides)
         result.output = {"images": [_item(name, subfolder, kind)], "animated": [True]}
     elif isinstance(media, MusicSpec):
         name = f"{filename}_{counter:05}.{media.extension}"
@@ -128,6 +131,7 @@ def render_output(
         result.output = {"audio": [_item(name, subfolder, kind)]}
     else:
         name = f"{filename}_{counter:05}_.png"
-        render_still(media, result.stage(folder / name))
+        references = tuple(p for r in media.references if (p := folders.resolve(r)))
+        render_still(media, result.stage(folder / name), references)
         result.output = {"images": [_item(name, subfolder, kind)]}
     return result

@@ -2,82 +2,46 @@
 
 Like LTX, each line starts shortly after its segment begins and is cut off hard at the
 segment's end when it does not fit; each render's speech level carries a seeded offset.
+Who speaks with which voice is the caller's casting (``sim.voices.cast_voices``); without
+one, each name keeps the fixed voice of earlier versions (``sim.voices.legacy_voice``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import random
-import re
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile
 
 from sim.graph import Segment
+from sim.lines import Line, dialogue_lines
+from sim.voices import SAMPLE_RATE, SpeechError, Voice, legacy_voice, synthesise
 
-SAMPLE_RATE = 48_000
+__all__ = [
+    "LINE_START_S", "SAMPLE_RATE", "Line", "SoundtrackFaults", "SpeechError", "dialogue_lines",
+    "soundtrack", "speak", "speech_gain_db", "voice_for",
+]  # fmt: skip
+
 LINE_START_S = 0.3
 LEVEL_SPREAD_DB = 20.0
 ROOM_TONE_DBFS = -66.0
-_LINE = re.compile(r"([A-Z][A-Z0-9'\-]*(?: [A-Z][A-Z0-9'\-]*)*) says [\"“]([^\"”]+)[\"”]")
-_VOICES = ("m1", "m3", "m7", "f1", "f2", "f3", "f4", "m2", "f5", "m4")
 _SALAD = (
     "lantern", "copper", "sideways", "orbit", "marmalade", "quietly", "basalt", "velvet",
     "tangent", "umbrella", "meridian", "gravel", "often", "paper", "thistle", "neon",
 )  # fmt: skip
 
 
-class SpeechError(RuntimeError):
-    """espeak-ng could not synthesise a line."""
-
-
-@dataclass(frozen=True)
-class Line:
-    """One spoken line: who says what."""
-
-    speaker: str
-    text: str
-
-
-def dialogue_lines(segment_prompt: str) -> list[Line]:
-    """Every ``NAME says "line"`` in a segment prompt, in order."""
-    return [Line(m.group(1), m.group(2).strip()) for m in _LINE.finditer(segment_prompt)]
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-
-
 def voice_for(speaker: str) -> tuple[str, int]:
-    """A deterministic espeak-ng voice variant and pitch for a character name."""
-    key = _stable_int(speaker.upper())
-    return f"en-us+{_VOICES[key % len(_VOICES)]}", 25 + (key >> 8) % 50
+    """The fixed espeak-ng voice variant and pitch earlier versions gave a name."""
+    voice = legacy_voice(speaker)
+    return voice.name, voice.pitch
 
 
-def speak(text: str, speaker: str) -> np.ndarray:
-    """Mono float32 speech at 48 kHz, peak-normalised to 1.0."""
-    voice, pitch = voice_for(speaker)
-    # Text goes through stdin, never argv, so nothing in it can be read as an option.
-    result = subprocess.run(
-        ["espeak-ng", "--stdout", "-v", voice, "-p", str(pitch), "-s", "165", "--stdin"],
-        input=text.encode(),
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0 or not result.stdout:
-        raise SpeechError(result.stderr.decode(errors="replace").strip() or "no audio")
-    samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
-    if samples.ndim > 1:
-        samples = samples.mean(axis=1)
-    count = round(len(samples) * SAMPLE_RATE / rate)
-    resampled = np.interp(
-        np.linspace(0, len(samples) - 1, count), np.arange(len(samples)), samples
-    ).astype(np.float32)
-    peak = float(np.max(np.abs(resampled))) or 1.0
-    return resampled / peak
+def speak(text: str, speaker: str, voice: Voice | None = None) -> np.ndarray:
+    """Mono float32 speech at 48 kHz, peak-normalised to 1.0 (``speaker``'s fixed voice
+    unless ``voice`` is given)."""
+    return synthesise(text, voice or legacy_voice(speaker))
 
 
 def speech_gain_db(seed: int) -> float:
@@ -108,8 +72,11 @@ def soundtrack(
     total_frames: int,
     seed: int,
     faults: SoundtrackFaults | None = None,
+    voices: Mapping[str, Voice] | None = None,
 ) -> np.ndarray:
-    """Stereo float32 at 48 kHz lasting exactly ``total_frames / fps``."""
+    """Stereo float32 at 48 kHz lasting exactly ``total_frames / fps``; ``voices`` casts
+    the speakers (a speaker it leaves out keeps its fixed voice)."""
+    voices = voices or {}
     faults = faults or SoundtrackFaults()
     length = round(total_frames / fps * SAMPLE_RATE)
     rng = np.random.default_rng(seed & 0xFFFFFFFF)
@@ -123,7 +90,7 @@ def soundtrack(
         start = begin + round(LINE_START_S * SAMPLE_RATE)
         lines = dialogue_lines(segment.prompt)
         for line in lines:
-            clip = speak(line.text, line.speaker) * gain
+            clip = speak(line.text, line.speaker, voices.get(line.speaker)) * gain
             _place(track, clip, start, end)
             start += len(clip) + round(0.25 * SAMPLE_RATE)
         if lines:
