@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from prefect import Task
 from prefect.cache_policies import CachePolicy
@@ -22,6 +22,7 @@ from tasks.comfyui.errors import TransientError
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow, load_template
 from tasks.dialogue.asr import EmbeddedTranscriber, Transcriber
+from tasks.runtime.cache_check import MediaChecked
 from tasks.runtime.locks import FlockLockManager
 from tasks.runtime.schedule.policy import Family, policy_from_environment
 from tasks.runtime.schedule.scheduler import GpuScheduler
@@ -111,7 +112,7 @@ class Studio:
         Serializable isolation: two runs that want the same render at once wait for each
         other's result instead of both rendering it (file locks: one host; several hosts
         sharing a bucket need a shared lock manager such as prefect-redis). A killed run's
-        locks die with it.
+        locks die with it. A cached result is used only while its media are intact.
         """
         policy = task.cache_policy
         if isinstance(policy, CachePolicy):
@@ -119,9 +120,9 @@ class Studio:
                 isolation_level="SERIALIZABLE",
                 lock_manager=FlockLockManager(self.cache_locks),
             )
-        return task.with_options(  # type: ignore[return-value]
-            result_storage=self.results, cache_policy=policy
-        )
+        bound = task.with_options(result_storage=self.results, cache_policy=policy)
+        # Called exactly as the task; a cache hit naming missing or damaged media re-runs it.
+        return cast(T, MediaChecked(bound, self))
 
     @classmethod
     def templates_for(cls, directory: Path | None = None) -> dict[TemplateKind, Workflow]:
