@@ -22,7 +22,9 @@ SAMPLE_RATE = 48_000
 LINE_START_S = 0.3
 LEVEL_SPREAD_DB = 20.0
 ROOM_TONE_DBFS = -66.0
-_LINE = re.compile(r"([A-Z][A-Z0-9'\-]*(?: [A-Z][A-Z0-9'\-]*)*) says [\"“]([^\"”]+)[\"”]")
+# The line may escape its own quotes and backslashes with a backslash, as reelflow writes it.
+_LINE = re.compile(r"([A-Z][A-Z0-9'\-]*(?: [A-Z][A-Z0-9'\-]*)*) says [\"“]((?:[^\"”\\]|\\.)+)[\"”]")
+_ESCAPED = re.compile(r"\\(.)")
 _VOICES = ("m1", "m3", "m7", "f1", "f2", "f3", "f4", "m2", "f5", "m4")
 _SALAD = (
     "lantern", "copper", "sideways", "orbit", "marmalade", "quietly", "basalt", "velvet",
@@ -44,7 +46,10 @@ class Line:
 
 def dialogue_lines(segment_prompt: str) -> list[Line]:
     """Every ``NAME says "line"`` in a segment prompt, in order."""
-    return [Line(m.group(1), m.group(2).strip()) for m in _LINE.finditer(segment_prompt)]
+    return [
+        Line(m.group(1), _ESCAPED.sub(r"\1", m.group(2)).strip())
+        for m in _LINE.finditer(segment_prompt)
+    ]
 
 
 def _stable_int(text: str) -> int:
