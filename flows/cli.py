@@ -18,6 +18,7 @@ from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
 from tasks.chains import FilmFailed
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
+from tasks.deliver.dailies.views import ACTION_WORDS
 from tasks.deliver.tables import dialogue_rows, loudness_rows, warnings_of
 from tasks.errors import DiskFull, ReelflowError
 from tasks.plan.defaults import load_defaults
@@ -210,11 +211,11 @@ def _final_actions(result: FilmResult) -> dict[int, tuple[int, str]]:
 
 
 def _action_words(row: dict[str, Any], final: dict[int, tuple[int, str]]) -> str:
-    """A line's action; on the kept attempt, what happened to the sequence, as the review
-    page says it (a line asking for a re-render when none was left is kept with a warning)."""
+    """A line's action; on the kept attempt a re-render that did not happen reads as the
+    review page says what became of the sequence ("kept with a warning", ...)."""
     kept_attempt, kept_action = final.get(row["sequence"], (0, ""))
     if row["attempt"] == kept_attempt and row["action"] == "rerender":
-        return "kept with a warning" if kept_action == "keep_with_warning" else "rerender"
+        return ACTION_WORDS.get(kept_action, str(kept_action))
     return str(row["action"])
 
 

@@ -55,6 +55,8 @@ class ChainRun:
         self.finishing: list[asyncio.Task[FinishedSequence]] = []
         self.current = chain.sequences[0]
         self.ahead: asyncio.Task[RenderedSequence] | None = None
+        self.rendered: set[int] = set()
+        """Sequences whose render is in the store and stands (no re-render asked since)."""
 
     def _render(self, sequence: Sequence, start: MediaRef | None) -> asyncio.Task[RenderedSequence]:
         return asyncio.create_task(
@@ -71,6 +73,7 @@ class ChainRun:
             while True:
                 rendered = await (self.ahead or self._render(sequence, start))
                 self.ahead, carry = None, None
+                self.rendered.add(index)
                 studio.events.render_done(
                     f"sequence {index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
                 )
@@ -88,6 +91,7 @@ class ChainRun:
                 revised = self._revision(sequence, verdict, len(attempts))
                 if revised is None or verdict.rerender is None:
                     break
+                self.rendered.discard(index)
                 change = verdict.rerender.describe(revised.seed, revised.frames - sequence.frames)
                 studio.events.stage(
                     f"sequence {index}: {verdict.kind}; re-rendering with {change} "
@@ -194,6 +198,10 @@ async def render_chain(
             await run.run(start.keyframe)
         except Exception as raised:  # the chain stops here; other chains go on
             error, stopped = raised, run.current
+            ahead = run.ahead
+            # A render-ahead that already finished is in the store: the re-run has it.
+            if ahead and ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                run.rendered.add(ahead.result().index)
             await cancel_render(run.ahead, f"chain {chain.index} stopped")
     sequences, unfinished, at = await run.results()
     if error is None and unfinished is not None:
@@ -201,7 +209,7 @@ async def render_chain(
     if error is not None:
         failure = describe_failure(error)
     if failure is not None and stops is not None:
-        stops[chain.index] = ChainStop(error=error, rendered=len(run.accepted))
+        stops[chain.index] = ChainStop(error=error, rendered=len(run.rendered))
     return ChainOutcome(
         chain=chain.index,
         keyframe=run.keyframe,

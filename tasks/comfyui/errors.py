@@ -27,6 +27,10 @@ class ServerUnreachable(TransientError):
     exit_code: ClassVar[int] = 5
 
 
+class ServerDown(ServerUnreachable):
+    """The server stayed unreachable for the whole wait: trying again at once cannot help."""
+
+
 class ServerTimeout(TransientError):
     """The server did not answer, or did not finish a render, within the time allowed."""
 

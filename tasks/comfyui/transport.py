@@ -13,7 +13,13 @@ from typing import Any
 
 import httpx
 
-from tasks.comfyui.errors import ProtocolError, ServerError, ServerTimeout, ServerUnreachable
+from tasks.comfyui.errors import (
+    ProtocolError,
+    ServerDown,
+    ServerError,
+    ServerTimeout,
+    ServerUnreachable,
+)
 
 log = logging.getLogger("tasks.comfyui.client")
 
@@ -84,7 +90,7 @@ async def patient_request(
         except NotConnected as exc:
             why = reason(exc.__cause__ or exc)
             if waited >= wait_s:
-                raise ServerUnreachable(
+                raise ServerDown(
                     f"ComfyUI server {base_url} is unreachable ({why}); tried for {waited:.0f} s. "
                     f"Check that it is running and reachable from here (${SERVER_WAIT_ENV} sets "
                     "how long to keep trying)."

@@ -11,32 +11,44 @@ from pathlib import Path
 
 from tasks.errors import DiskFull
 
-_NO_SPACE = "no space left on device"
+_NO_SPACE = "no space left"
+
+
+def _chain(failure: BaseException | None) -> Iterator[BaseException]:
+    """`failure`, what caused it, and the causes it collected (a failed film's chains)."""
+    seen: set[int] = set()
+    waiting = [failure] if failure is not None else []
+    while waiting:
+        current = waiting.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        waiting.extend(c for c in (current.__cause__, current.__context__) if c is not None)
+        waiting.extend(c for c in getattr(current, "causes", ()) if isinstance(c, BaseException))
 
 
 def is_disk_full(failure: BaseException | None) -> bool:
     """Whether `failure`, or anything that caused it, is a disk running out of space."""
-    seen: set[int] = set()
-    while failure is not None and id(failure) not in seen:
-        seen.add(id(failure))
-        if isinstance(failure, DiskFull):
+    for current in _chain(failure):
+        if isinstance(current, DiskFull):
             return True
-        if isinstance(failure, OSError) and failure.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        if _NO_SPACE in str(failure).lower():
+        if _NO_SPACE in str(current).lower():
             return True
-        failure = failure.__cause__ or failure.__context__
     return False
 
 
 def failing_path(failure: BaseException | None) -> Path | None:
-    """The file a disk-full OSError was writing, if it names one."""
-    seen: set[int] = set()
-    while failure is not None and id(failure) not in seen:
-        seen.add(id(failure))
-        if isinstance(failure, OSError) and failure.filename:
-            return Path(os.fsdecode(failure.filename))
-        failure = failure.__cause__ or failure.__context__
+    """The file or folder a disk-full error was writing, if it names one."""
+    for current in _chain(failure):
+        if isinstance(current, OSError) and current.filename:
+            return Path(os.fsdecode(current.filename))
+        for named in ("path", "folder"):  # DiskFull here, and tasks.media's DiskFull
+            where = getattr(current, named, None)
+            if isinstance(where, str | Path) and str(where):
+                return Path(where)
     return None
 
 

@@ -65,18 +65,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_hashed: dict[tuple[int, int, int, int, int], str] = {}
+_hashed: dict[tuple[int, int, int, int], str] = {}
 _hashed_guard = threading.Lock()
 
 
 def verified_sha256(path: Path) -> str:
     """The file's SHA-256, computed once per process for each version of the file.
 
-    A version is the inode with its size and modification times: rewriting a file, or
-    zeroing bytes in place, makes a new version that is hashed again.
+    A version is the inode with its size and modification time: rewriting a file, or
+    zeroing bytes in place, makes a new version that is hashed again. (Not the change time:
+    hard-linking a file into the store or scratch changes it, and that is no new content.)
     """
     stat = path.stat()
-    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _hashed_guard:
         known = _hashed.get(version)
     if known is not None:
