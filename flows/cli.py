@@ -16,9 +16,7 @@ from rich.text import Text
 
 from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
-from tasks.chains import FilmFailed
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
-from tasks.deliver.dailies.views import ACTION_WORDS
 from tasks.deliver.tables import dialogue_rows, loudness_rows, warnings_of
 from tasks.errors import DiskFull, ReelflowError
 from tasks.plan.defaults import load_defaults
@@ -156,7 +154,7 @@ def failure_message(failed: RunFailed) -> str:
             where = Path(failure.path)
         folder = where or Path(failed.options.out)
         line = str(disk_full(folder, _estimated_need(failed.screenplay, failed.options)))
-        if isinstance(failure, FilmFailed):
+        if getattr(failure, "causes", None):  # a failed film: the chain lines follow
             return "\n".join([line, *str(failure).splitlines()[1:]])
         return line
     if isinstance(failure, PreflightFailed):
@@ -213,6 +211,8 @@ def _final_actions(result: FilmResult) -> dict[int, tuple[int, str]]:
 def _action_words(row: dict[str, Any], final: dict[int, tuple[int, str]]) -> str:
     """A line's action; on the kept attempt a re-render that did not happen reads as the
     review page says what became of the sequence ("kept with a warning", ...)."""
+    from tasks.deliver.dailies.views import ACTION_WORDS
+
     kept_attempt, kept_action = final.get(row["sequence"], (0, ""))
     if row["attempt"] == kept_attempt and row["action"] == "rerender":
         return ACTION_WORDS.get(kept_action, str(kept_action))

@@ -6,6 +6,7 @@ runs the way a bad disk or a careless `rm` would; the re-run is the command a us
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks import media
-from tasks.runtime.store import file_sha256
+from tasks.errors import MediaCorrupt
+from tasks.runtime.store import MediaStore, file_sha256, local_storage
 from tasks.schema.outcomes import FilmResult
 from tests.film_helpers import (
     film_command,
@@ -116,3 +118,27 @@ def test_a_truncated_then_deleted_render_heals_on_the_next_run(tmp_path: Path) -
     assert "damaged" in truncated.stdout and "missing" in deleted.stdout
     assert_film_decodes(Path(first.folder))
     assert_store_intact(store)
+
+
+def test_a_same_size_damaged_copy_is_never_handed_out(tmp_path: Path) -> None:
+    """On a local store the scratch copy is a hard link to the stored file: damage in place
+    shows in both, and only the hash can tell."""
+    content = bytes(range(256)) * 512
+    source = tmp_path / "render.mp4"
+    source.write_bytes(content)
+    store = MediaStore(local_storage(tmp_path / "store").media, tmp_path / "scratch")
+
+    async def scenario() -> None:
+        ref = await store.put(source)
+        assert file_sha256(await store.fetch(ref)) == ref.sha256
+        zero_the_middle(tmp_path / "store" / ref.key)
+        with pytest.raises(MediaCorrupt, match=ref.key):
+            await store.fetch(ref)
+        assert await store.damage(ref) is not None
+        again = tmp_path / "again.mp4"  # the same render, made again
+        again.write_bytes(content)
+        healed = await store.put(again)  # replaces the damaged copy
+        assert healed == ref and await store.damage(ref) is None
+        assert file_sha256(await store.fetch(ref)) == ref.sha256
+
+    asyncio.run(scenario())

@@ -167,7 +167,10 @@ class MediaStore:
         if root is not None:
             source = root / ref.key
             if not source.exists():
-                raise MediaMissing(f"{ref.key} is missing from the media store at {root}.")
+                raise MediaMissing(
+                    f"{ref.key} is missing from the media store at {root}; run the same "
+                    "command again and it is made again."
+                )
             if not await asyncio.to_thread(holds, source, ref):
                 raise self._corrupt(ref)
             with raise_if_disk_full(cached):
@@ -184,7 +187,7 @@ class MediaStore:
     def _corrupt(self, ref: MediaRef) -> MediaCorrupt:
         return MediaCorrupt(
             f"{ref.key} in the media store {self.location} is damaged: its bytes no longer "
-            "match the hash it is named by."
+            "match the hash it is named by. Run the same command again and it is made again."
         )
 
     async def damage(self, ref: MediaRef) -> str | None:
