@@ -210,8 +210,9 @@ def test_a_rerender_reads_as_what_happened(tmp_path: Path) -> None:
         },
     ]
     screenplay = write_screenplay(tmp_path, scenes)
+    # 8 GPU seconds for sequence 1: still rendering ahead while sequence 0 is heard.
     with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0.5), workdir=tmp_path / "sim"
+        SimSettings(gpu_seconds_per_output_second=1.0), workdir=tmp_path / "sim"
     ) as sim:
         run = cli(film_command(screenplay, tmp_path, [sim.url]), PREFECT_LOGGING_LEVEL="INFO")
         submitted = sim_stats(sim.url)["prompts_submitted"]

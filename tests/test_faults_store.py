@@ -107,15 +107,20 @@ def test_a_truncated_then_deleted_render_heals_on_the_next_run(tmp_path: Path) -
         rendered = first.chains[0].sequences[0].rendered.video
         with (store / rendered.key).open("r+b") as handle:
             handle.truncate(rendered.size // 2)
+        before = sim_stats(sim.url)["prompts_submitted"]
         truncated = rerun(screenplay, tmp_path, sim.url)
         (store / rendered.key).unlink()
         deleted = rerun(screenplay, tmp_path, sim.url)
+        after = sim_stats(sim.url)["prompts_submitted"]
     for run in (truncated, deleted):
         output = run.stdout + run.stderr
         assert run.returncode == 0, output
         assert "bad screenplay" not in output and "Traceback" not in output, output
         assert f"{rendered.key} is " in output and "making it again" in output, output
     assert "damaged" in truncated.stdout and "missing" in deleted.stdout
+    # The server still has that prompt's output: it is fetched again, not rendered again.
+    assert after == before
+    assert "picked up the prompt" in truncated.stdout and "picked up" in deleted.stdout
     assert_film_decodes(Path(first.folder))
     assert_store_intact(store)
 
