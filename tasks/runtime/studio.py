@@ -228,8 +228,7 @@ async def _pick_up(studio: Studio, earlier: Submission, label: str) -> GpuResult
         except OutputInvalid:  # its outputs were cleaned up on the server: render it again
             return None
     studio.events.stage(
-        f"{label}: picked up the prompt an earlier run left on {server.url}; "
-        "not rendered again"
+        f"{label}: picked up the prompt an earlier run left on {server.url}; not rendered again"
     )
     return GpuResult(
         files=files,
