@@ -1,7 +1,10 @@
-"""The terminal display of a run: stage lines and one progress bar per render."""
+"""The terminal display of a run: stage lines, one progress bar per render, terse logs."""
 
 from __future__ import annotations
 
+import logging
+
+from prefect.logging.handlers import PrefectConsoleHandler
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -10,14 +13,18 @@ from tasks.schema.outcomes import RenderedCue, SequenceResult
 
 
 class RichSink:
-    """A rich progress display fed by ComfyUI's websocket progress events."""
+    """A rich progress display fed by ComfyUI's websocket progress events.
+
+    Stage lines and labels may carry text from the screenplay: they are printed as plain
+    text, never read as rich markup.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -56,3 +63,30 @@ class RichSink:
 
     def cue_finished(self, cue: RenderedCue) -> None:
         return None
+
+class _WithoutTraceback(logging.Formatter):
+    """Formats as `inner` does, leaving out tracebacks (they stay in the Prefect log)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def terse_prefect_console() -> None:
+    """Prefect's terminal log lines without tracebacks: a person reads one line per problem;
+    the full traceback is still sent to the Prefect API, where the run's page shows it."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(
+                handler.formatter, _WithoutTraceback
+            ):
+                handler.setFormatter(_WithoutTraceback(handler.formatter))

@@ -41,7 +41,7 @@ from tasks.runtime.results import upgrade_results
 from tasks.runtime.schedule.policy import SchedulePolicy, policy_from_environment
 from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import FileLockSlots, GpuSlots, PrefectSlots
-from tasks.runtime.store import MediaStore, Storage
+from tasks.runtime.store import MediaStore, Storage, probe_storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
 from tasks.schema.options import FilmOptions, SlotKind
@@ -149,6 +149,7 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
     storage = await resolve_storage(
         options.store or None, default=root / ".reelflow", scratch=scratch
     )
+    await probe_storage(storage, scratch)  # a missing bucket is found before any GPU work
     async with comfyui_servers(
         list(options.comfyui), workdir=root / ".reelflow" / "simulator", simulator=SimSettings()
     ) as (servers, simulator):

@@ -29,7 +29,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_SAYS = re.compile(r"(?<!\S)says\s*[\"“]([^\"”]+)[\"”]")
+# The line may escape its own quotes and backslashes with a backslash, as reelflow writes it.
+_SAYS = re.compile(r"(?<!\S)says\s*[\"“]((?:[^\"”\\]|\\.)+)[\"”]")
+_ESCAPED = re.compile(r"\\(.)")
 # Ideographic full stop, fullwidth ! ? ; : and comma, ideographic comma.
 _CJK_STOPS = "\u3002\uff01\uff1f\uff1b\uff1a\uff0c\u3001"
 _CLAUSE_END = (*".,;:!?…)]}\"'”»", "\u2019", *_CJK_STOPS)
@@ -105,7 +107,7 @@ def dialogue_lines(segment_prompt: str) -> list[Line]:
     previous = 0
     for match in _SAYS.finditer(segment_prompt):
         speaker = _name_before(segment_prompt[previous : match.start()])
-        lines.append(Line(speaker, match.group(1).strip()))
+        lines.append(Line(speaker, _ESCAPED.sub(r"\1", match.group(1)).strip()))
         previous = match.end()
     return [line for line in lines if line.text]
 

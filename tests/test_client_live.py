@@ -201,7 +201,8 @@ def test_a_500_on_submit_is_a_transient_server_error() -> None:
 
 def test_a_refused_connection_is_server_unreachable() -> None:
     async def scenario() -> None:
-        async with ComfyUIClient(f"http://127.0.0.1:{free_loopback_port()}") as client:
+        url = f"http://127.0.0.1:{free_loopback_port()}"
+        async with ComfyUIClient(url, unreachable_wait=0) as client:
             await client.run(_sequence(None))
 
     with pytest.raises(ServerUnreachable):

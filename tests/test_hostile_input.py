@@ -217,7 +217,11 @@ def test_legitimate_text_is_kept_verbatim_in_the_prompt(tmp_path: Path, text: st
     scene(document)["dialogue"][0]["line"] = text
     loaded = load_screenplay(write(tmp_path, document))
     prompt = segment_prompt(loaded.scenes[0])
-    assert f"Look: {text}" in prompt and f'MARA says "{text.strip()}"' in prompt
+    assert f"Look: {text}" in prompt
+    # The line is one quoted string however many quotes and backslashes it holds: a JSON
+    # reader gets it back whole from the prompt.
+    said = prompt.split("MARA says ", 1)[1]
+    assert json.JSONDecoder(strict=False).raw_decode(said)[0] == text.strip()
 
 
 def test_unicode_and_symbol_character_names_are_accepted(tmp_path: Path) -> None:
@@ -372,3 +376,51 @@ def test_a_history_entry_naming_a_file_outside_the_output_folder_stops_the_chain
             proxy.close()
     assert "Traceback" not in str(failed.value)
     assert not [p for p in tmp_path.rglob("*.png") if "sim" not in p.parts]
+
+
+HOSTILE_LINES = [
+    "[/bold] Hold the [drop] line.",
+    'She said "stop" and left \\ at once.',
+    "Only 50% of us made it %s %d.",
+    "مرحبا يا صديقي",
+    "See you 🚂 at five ✨",
+]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_hostile_dialogue_finishes_a_film_with_a_clean_end_report(tmp_path: Path) -> None:
+    """Markup brackets, quotes, backslashes, percent signs, right-to-left text and emoji in
+    dialogue: the film finishes and the end report prints each line as written."""
+    from tests.film_helpers import film_command, harness_environment
+
+    scenes = [
+        {
+            "description": f"Shot {n}: rain on the window.",
+            "duration": 4.0,
+            "characters": ["ANA"],
+            "dialogue": [{"character": "ANA", "line": line}],
+            "relay_break": n > 0,
+        }
+        for n, line in enumerate(HOSTILE_LINES)
+    ]
+    screenplay = write_screenplay(tmp_path, scenes)
+    with start_simulator(
+        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
+    ) as sim:
+        run = subprocess.run(
+            film_command(screenplay, tmp_path, [sim.url], "--keyframes", "t2v"),
+            env={**harness_environment(), "COLUMNS": "400"},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Traceback" not in output and "MarkupError" not in output, output
+    for line in HOSTILE_LINES:
+        assert line in run.stdout, f"{line!r} is missing from the end report"
+    done = [row for row in run.stdout.splitlines() if row.startswith("done: ")]
+    assert done, run.stdout
+    media.verify_decodes(next((tmp_path / "test_reel").glob("*.mp4")))

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,55 +20,31 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tasks.comfyui import protocol as p
+from tasks.comfyui.downloads import download_output
 from tasks.comfyui.errors import (
     BadRequest,
     ComfyUIError,
     ExecutionFailed,
     Interrupted,
     OutOfMemory,
-    OutputInvalid,
     PromptLost,
     PromptRejected,
     ProtocolError,
-    ServerError,
     ServerTimeout,
     ServerUnreachable,
 )
+from tasks.comfyui.transport import auth_headers, patient_request, server_wait_s
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[p.ProgressEvent], None]
 _Model = TypeVar("_Model", bound=BaseModel)
-_HEADER_LINE = re.compile(r"^([A-Za-z0-9-]+):\s*(.+)$")
 _OOM_MARKERS = ("outofmemory", "out of memory", "allocation on device")
 # A websocket that stays silent this long makes us ask /history whether we missed the end.
 _WS_IDLE_PROBE_S = 15.0
 _POLL_MAX_DELAY_S = 5.0
 _UNREACHABLE_POLLS_TOLERATED = 5
 _LOST_POLLS_TOLERATED = 3
-
-
-def _auth_headers(auth_header: str | None) -> dict[str, str]:
-    """``"Name: value"`` sets that header; a bare value is sent as ``Authorization``."""
-    if not auth_header:
-        return {}
-    match = _HEADER_LINE.match(auth_header)
-    if match:
-        return {match.group(1): match.group(2)}
-    return {"Authorization": auth_header}
-
-
-@contextlib.contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    """Translate transport exceptions into the ComfyUI error tree."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise ServerTimeout(f"{what}: timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise ServerUnreachable(f"{what}: {type(exc).__name__}: {exc}") from exc
-    except httpx.HTTPError as exc:
-        raise ProtocolError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _execution_error(event: p.ExecutionError | dict[str, Any], prompt_id: str) -> ExecutionFailed:
@@ -105,12 +79,14 @@ class ComfyUIClient:
         connect_timeout: float = 5,
         request_timeout: float = 60,
         render_timeout: float = 3600,
+        unreachable_wait: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = uuid.uuid4().hex
         self.connect_timeout = connect_timeout
         self.render_timeout = render_timeout
-        self._headers = _auth_headers(auth_header)
+        self.unreachable_wait = server_wait_s() if unreachable_wait is None else unreachable_wait
+        self._headers = auth_headers(auth_header)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=self._headers,
@@ -129,28 +105,25 @@ class ComfyUIClient:
     # --- plain HTTP ------------------------------------------------------------------
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with _mapped(f"{method} {self.base_url}{path}"):
-            response = await self._http.request(method, path, **kwargs)
-        if response.status_code >= 500:
-            raise ServerError(
-                f"{method} {path}: server error {response.status_code}",
-                status_code=response.status_code,
-                body=response.text[:2000],
-            )
-        return response
+        return await patient_request(
+            self._http, self.base_url, self.unreachable_wait, method, path, **kwargs
+        )
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise BadRequest(
-                f"{method} {path}: HTTP {response.status_code} {response.text[:500]}",
+                f"{method} {self.base_url}{path}: HTTP {response.status_code} "
+                f"{response.text[:500]}",
                 status_code=response.status_code,
                 body=response.text[:2000],
             )
         try:
             return response.json() if response.content else None
         except ValueError as exc:
-            raise ProtocolError(f"{method} {path}: not JSON: {response.text[:300]!r}") from exc
+            raise ProtocolError(
+                f"{method} {self.base_url}{path}: not JSON: {response.text[:300]!r}"
+            ) from exc
 
     async def system_stats(self) -> p.SystemStats:
         return _parse(p.SystemStats, await self._json("GET", "/system_stats"), "/system_stats")
@@ -197,7 +170,7 @@ class ComfyUIClient:
                 error = p.ErrorBody.model_validate(response.json())
             except ValueError as exc:  # pydantic's ValidationError is a ValueError too
                 raise BadRequest(
-                    f"POST /prompt: 400 {response.text[:500]}", status_code=400
+                    f"POST {self.base_url}/prompt: 400 {response.text[:500]}", status_code=400
                 ) from exc
             raise PromptRejected(
                 error.error.model_dump(),
@@ -205,12 +178,15 @@ class ComfyUIClient:
             )
         if response.status_code >= 400:
             raise BadRequest(
-                f"POST /prompt: HTTP {response.status_code}", status_code=response.status_code
+                f"POST {self.base_url}/prompt: HTTP {response.status_code}",
+                status_code=response.status_code,
             )
         try:
             accepted = p.PromptResponse.model_validate(response.json())
         except ValueError as exc:
-            raise ProtocolError(f"POST /prompt: unexpected answer {response.text[:300]!r}") from exc
+            raise ProtocolError(
+                f"POST {self.base_url}/prompt: unexpected answer {response.text[:300]!r}"
+            ) from exc
         if accepted.node_errors:
             # ComfyUI queues the valid branches anyway; a half film is worse than none.
             await self._abandon(accepted.prompt_id)
@@ -224,24 +200,32 @@ class ComfyUIClient:
     # --- running a prompt ------------------------------------------------------------
 
     async def run(
-        self, prompt: dict[str, Any], *, on_progress: ProgressCallback | None = None
+        self,
+        prompt: dict[str, Any],
+        *,
+        on_progress: ProgressCallback | None = None,
+        prompt_id: str | None = None,
+        client_id: str | None = None,
+        on_submitted: Callable[[str], None] | None = None,
     ) -> p.HistoryEntry:
         """Submit, follow to completion and return the history entry.
 
-        On timeout, cancellation or any failure before the server reports an end,
-        our prompt is interrupted and removed from the queue: no ghost jobs.
+        `prompt_id` and `client_id` may be chosen by the caller (to write them down before
+        the prompt is sent); `on_submitted` is called once the server accepted it. On
+        timeout, cancellation or any failure before the server reports an end, our prompt
+        is interrupted and removed from the queue: no ghost jobs.
         """
-        prompt_id = str(uuid.uuid4())
+        prompt_id = prompt_id or str(uuid.uuid4())
         # ComfyUI keeps one socket per client id: concurrent runs each need their own.
-        client_id = uuid.uuid4().hex
+        client_id = client_id or uuid.uuid4().hex
         submitted = ended = False
         try:
             async with self._websocket(client_id) as ws, asyncio.timeout(self.render_timeout):
                 submitted = True  # the POST may land even if its answer never arrives
                 prompt_id = await self.submit(prompt, prompt_id=prompt_id, client_id=client_id)
-                if ws is not None:
-                    await self._follow(ws, prompt_id, on_progress)
-                entry = await self._poll_until_finished(prompt_id)
+                if on_submitted is not None:
+                    on_submitted(prompt_id)
+                entry = await self._follow_to_end(ws, prompt_id, on_progress)
                 ended = True
                 self._raise_for_status(entry)
                 return entry
@@ -249,12 +233,54 @@ class ComfyUIClient:
             ended = True  # the server is done with it (or never queued it)
             raise
         except TimeoutError:
-            raise ServerTimeout(
-                f"prompt {prompt_id} did not finish within {self.render_timeout:g} s"
-            ) from None
+            raise self._too_long(prompt_id) from None
         finally:
             if submitted and not ended:
                 await self._abandon(prompt_id)
+
+    async def resume(
+        self, prompt_id: str, client_id: str, *, on_progress: ProgressCallback | None = None
+    ) -> p.HistoryEntry | None:
+        """A prompt an earlier client submitted: its entry once it finished well (followed to
+        its end while it still runs), or None when the server has no good trace of it."""
+        entry = await self.history(prompt_id)
+        if entry is None or not entry.finished:
+            if entry is None and prompt_id not in (await self.queue()).prompt_ids():
+                return None
+            ended = False
+            try:
+                async with (
+                    self._websocket(client_id) as ws,
+                    asyncio.timeout(self.render_timeout),
+                ):
+                    entry = await self._follow_to_end(ws, prompt_id, on_progress)
+                    ended = True
+            except (ExecutionFailed, Interrupted, PromptLost):
+                ended = True
+                return None
+            except TimeoutError:
+                raise self._too_long(prompt_id) from None
+            finally:
+                if not ended:
+                    await self._abandon(prompt_id)
+        if entry.status is not None and entry.status.status_str == "error":
+            return None
+        return entry
+
+    async def _follow_to_end(
+        self,
+        ws: ClientConnection | None,
+        prompt_id: str,
+        on_progress: ProgressCallback | None,
+    ) -> p.HistoryEntry:
+        if ws is not None:
+            await self._follow(ws, prompt_id, on_progress)
+        return await self._poll_until_finished(prompt_id)
+
+    def _too_long(self, prompt_id: str) -> ServerTimeout:
+        return ServerTimeout(
+            f"prompt {prompt_id} did not finish on {self.base_url} within {self.render_timeout:g} s"
+        )
 
     @contextlib.asynccontextmanager
     async def _websocket(self, client_id: str) -> AsyncIterator[ClientConnection | None]:
@@ -325,7 +351,10 @@ class ComfyUIClient:
                 if entry is None and prompt_id not in (await self.queue()).prompt_ids():
                     lost += 1
                     if lost >= _LOST_POLLS_TOLERATED:
-                        raise PromptLost(f"prompt {prompt_id} is in neither queue nor history")
+                        raise PromptLost(
+                            f"prompt {prompt_id} is in neither the queue nor the history of "
+                            f"{self.base_url} (the server restarted?)"
+                        )
                 else:
                     lost = 0
                 unreachable = 0
@@ -365,53 +394,4 @@ class ComfyUIClient:
 
     async def download(self, output: p.OutputFile, dest_dir: Path) -> Path:
         """Stream one output into ``dest_dir`` under its server name, atomically."""
-        p.check_output_path(output)
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        final = dest_dir / output.filename
-        params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
-        fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{output.filename}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                written, expected = await self._stream_view(params, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if written == 0 or (expected is not None and expected != written):
-                raise OutputInvalid(
-                    f"{output.filename}: got {written} bytes, server announced {expected}"
-                )
-            os.replace(tmp, final)
-            _fsync_dir(dest_dir)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return final
-
-    async def _stream_view(self, params: dict[str, str], fh: Any) -> tuple[int, int | None]:
-        written = 0
-        with _mapped(f"GET {self.base_url}/view {params['filename']}"):
-            async with self._http.stream("GET", "/view", params=params) as response:
-                if response.status_code >= 500:
-                    raise ServerError(
-                        f"/view {params['filename']}: server error {response.status_code}",
-                        status_code=response.status_code,
-                    )
-                if response.status_code != 200:
-                    raise OutputInvalid(f"/view {params}: HTTP {response.status_code}")
-                length = response.headers.get("content-length")
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                async for chunk in response.aiter_bytes(1 << 20):
-                    fh.write(chunk)
-                    written += len(chunk)
-        expected = int(length) if length and length.isdigit() and not encoded else None
-        return written, expected
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename itself durable; some filesystems refuse, which is harmless."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return await download_output(self._http, self.base_url, output, dest_dir)

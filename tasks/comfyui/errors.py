@@ -7,11 +7,14 @@ under it is worth retrying with backoff, everything else fails the task at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ComfyUIError(Exception):
     """Something went wrong talking to a ComfyUI server or preparing what we send it."""
+
+    exit_code: ClassVar[int] = 1
+    """What the command line exits with when this ends a run (see tasks/errors.py)."""
 
 
 class TransientError(ComfyUIError):
@@ -21,13 +24,23 @@ class TransientError(ComfyUIError):
 class ServerUnreachable(TransientError):
     """The server refused the connection, its name did not resolve, or it hung up."""
 
+    exit_code: ClassVar[int] = 5
+
+
+class ServerDown(ServerUnreachable):
+    """The server stayed unreachable for the whole wait: trying again at once cannot help."""
+
 
 class ServerTimeout(TransientError):
     """The server did not answer, or did not finish a render, within the time allowed."""
 
+    exit_code: ClassVar[int] = 5
+
 
 class ServerError(TransientError):
     """The server answered with a 5xx status."""
+
+    exit_code: ClassVar[int] = 5
 
     def __init__(self, message: str, *, status_code: int, body: str = "") -> None:
         super().__init__(message)
@@ -77,6 +90,8 @@ class PromptRejected(ComfyUIError):
 
 class PreflightFailed(PromptRejected):
     """A template will not run on this server: a node class, model file or input is wrong."""
+
+    exit_code: ClassVar[int] = 3
 
     def __init__(self, problems: list[str], *, text: str = "", headline: str = "") -> None:
         self.problems = list(problems)

@@ -210,9 +210,15 @@ def _place_lines(screenplay: Screenplay, segments: list[Segment], fps: int) -> l
     return lines
 
 
+def quoted(line: str) -> str:
+    """A line in double quotes, its own quotes and backslashes escaped: the quote ends where
+    the line ends, for the model and for any reader of the prompt."""
+    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def segment_prompt(scene: Scene, part: int = 0) -> str:
-    """The scene's description, then each line as NAME says "line"."""
-    said = [f'{spoken.character} says "{spoken.line}"' for spoken in scene.dialogue]
+    """The scene's description, then each line as NAME says "line" (quotes escaped)."""
+    said = [f"{spoken.character} says {quoted(spoken.line)}" for spoken in scene.dialogue]
     text = (
         " ".join([scene.description.rstrip(".") + ".", *said])
         if part == 0

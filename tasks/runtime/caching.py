@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
 from prefect.states import State
 
-from tasks.comfyui.errors import TransientError
+from tasks.comfyui.errors import ServerDown, TransientError
 
 RENDER_KEY_VERSION = "1"
 """Bump to invalidate every cached render after a change that alters outputs."""
@@ -51,8 +51,12 @@ def keyed_by(compute: Callable[[dict[str, Any]], str]) -> CacheKeyFnPolicy:
 
 
 def retry_if_transient(task: object, task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry refused connections, timeouts, 5xx and OOM; fail at once on anything else."""
-    return isinstance(state.data, TransientError)
+    """Retry refused connections, timeouts, 5xx and OOM; fail at once on anything else.
+
+    A server the client already waited for through its whole window is not retried: the
+    wait was the retry (REELFLOW_SERVER_WAIT_S), and another would only repeat it.
+    """
+    return isinstance(state.data, TransientError) and not isinstance(state.data, ServerDown)
 
 
 GPU_TASK_OPTIONS: dict[str, Any] = {

@@ -6,29 +6,33 @@ another scratch folder, or by another run hits the same cache entries.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from prefect import Task
 from prefect.cache_policies import CachePolicy
 from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
-from tasks.comfyui.errors import PromptRejected, TransientError
+from tasks.comfyui.errors import OutputInvalid, PromptRejected, TransientError
 from tasks.comfyui.preflight import rejected_at
 from tasks.comfyui.protocol import ProgressEvent
 from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow
 from tasks.comfyui.workflow_sources import choose_templates
 from tasks.runtime.asr import EmbeddedTranscriber, Transcriber
+from tasks.runtime.cache_check import MediaChecked
 from tasks.runtime.locks import FlockLockManager
 from tasks.runtime.schedule.policy import policy_from_environment
 from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
+from tasks.runtime.submissions import Submission, SubmissionJournal, prompt_digest
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
@@ -136,7 +140,7 @@ class Studio:
         Serializable isolation: two runs that want the same render at once wait for each
         other's result instead of both rendering it (file locks: one host; several hosts
         sharing a bucket need a shared lock manager such as prefect-redis). A killed run's
-        locks die with it.
+        locks die with it. A cached result is used only while its media are intact.
         """
         policy = task.cache_policy
         if isinstance(policy, CachePolicy):
@@ -144,9 +148,9 @@ class Studio:
                 isolation_level="SERIALIZABLE",
                 lock_manager=FlockLockManager(self.cache_locks),
             )
-        return task.with_options(  # type: ignore[return-value]
-            result_storage=self.results, cache_policy=policy
-        )
+        bound = task.with_options(result_storage=self.results, cache_policy=policy)
+        # Called exactly as the task; a cache hit naming missing or damaged media re-runs it.
+        return cast(T, MediaChecked(bound, self))
 
     @classmethod
     def templates_for(
@@ -184,8 +188,14 @@ async def run_on_gpu(
     """Take the GPU slot the scheduler grants, upload inputs, run the prompt, download outputs.
 
     `family` is the model the prompt needs and `output_s` the seconds of media it makes:
-    the scheduler keeps each server on one model family where that costs no time.
+    the scheduler keeps each server on one model family where that costs no time. A prompt
+    an earlier (killed) run already sent is picked up on its server instead of sent again.
     """
+    journal = SubmissionJournal(studio.cache_locks.parent / "submissions")
+    digest = prompt_digest(prompt)
+    earlier = await asyncio.to_thread(journal.find, digest)
+    if earlier is not None and (resumed := await _pick_up(studio, earlier, label)) is not None:
+        return resumed
     local_inputs = [await studio.store.fetch(ref) for ref in uploads]
     async with (
         studio.scheduler.hold(studio.slots, studio.servers, family, output_s) as grant,
@@ -194,25 +204,67 @@ async def run_on_gpu(
         slot = grant.slot
         for ref, path in zip(uploads, local_inputs, strict=True):
             await client.upload_file(path, name=upload_name(ref))
+        sent = await asyncio.to_thread(
+            journal.record, slot.server.url, str(uuid.uuid4()), uuid.uuid4().hex, digest
+        )
         started = time.monotonic()
+        name = slot.server.concurrency_limit_name
+
+        def submitted(_: str) -> None:
+            # Counted when the server accepts it: a retried or failed attempt is a prompt too.
+            studio.stats.prompts += 1
+            studio.stats.per_server[name] = studio.stats.per_server.get(name, 0) + 1
 
         def progress(event: ProgressEvent) -> None:
             studio.events.render_progress(label, event.value, event.max)
 
         try:
-            entry = await client.run(prompt, on_progress=progress)
+            entry = await client.run(
+                prompt,
+                on_progress=progress,
+                prompt_id=sent.prompt_id,
+                client_id=sent.client_id,
+                on_submitted=submitted,
+            )
         except PromptRejected as rejected:  # preflight passed: say which stage, and what next
             raise rejected_at(label, slot.server.url, rejected) from rejected
         busy = time.monotonic() - started
         grant.ran(busy)
-        studio.stats.prompts += 1
         studio.stats.gpu_seconds += busy
-        name = slot.server.concurrency_limit_name
-        studio.stats.per_server[name] = studio.stats.per_server.get(name, 0) + 1
         downloads = studio.store.scratch / "downloads" / entry.prompt_id
         files = [await client.download(output, downloads) for output in entry.outputs_files()]
     return GpuResult(
         files=files, server=slot.server.url, gpu_seconds=busy, prompt_id=entry.prompt_id
+    )
+
+
+async def _pick_up(studio: Studio, earlier: Submission, label: str) -> GpuResult | None:
+    """The outputs of a prompt an earlier run sent, once it finished on its server; None when
+    the server no longer has it (then it is sent again)."""
+    server = next((s for s in studio.servers if s.url == earlier.server), None)
+    if server is None:
+        return None
+
+    def progress(event: ProgressEvent) -> None:
+        studio.events.render_progress(label, event.value, event.max)
+
+    async with server.client() as client:
+        entry = await client.resume(earlier.prompt_id, earlier.client_id, on_progress=progress)
+        if entry is None:
+            return None
+        downloads = studio.store.scratch / "downloads" / entry.prompt_id
+        try:
+            files = [await client.download(output, downloads) for output in entry.outputs_files()]
+        except OutputInvalid:  # its outputs were cleaned up on the server: render it again
+            return None
+    studio.events.stage(
+        f"{label}: picked up the prompt an earlier run left on {server.url}; not rendered again"
+    )
+    return GpuResult(
+        files=files,
+        server=server.url,
+        gpu_seconds=entry.execution_seconds or 0.0,
+        prompt_id=entry.prompt_id,
     )
 
 
