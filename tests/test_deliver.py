@@ -117,6 +117,8 @@ def test_the_folder_holds_every_deliverable_named_by_the_scheme(delivered: Deliv
             f"{film}.vtt", f"{film}.xml", f"{film}_DX.wav", f"{film}_MX.wav",
             f"{film}_prores.mov", f"{film}_score.flac", f"{film}_subtitled.mp4",
             "contact_sheet.png", "manifest.json", "report.md", "review.html",
+            # Each chain's start image, which the run also shows as a picture in Prefect.
+            "keyframes", "keyframes/chain0.png",
             "sequences",
             # The first sequence took two renders (its line was cut off): its second version.
             f"sequences/{NAME}_SEQ0010_v002.mp4",

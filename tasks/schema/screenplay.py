@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from tasks.schema.delivery import DEFAULT_PROFILE, ProfileName
@@ -60,6 +67,18 @@ class Character(_Strict):
     portrait: str | None = None
     voice: str | None = None
     cast: bool = True
+
+
+def _described(value: Any) -> Any:
+    """A plain description is a character without a cast (as screenplays were written
+    before casting existed)."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise PydanticCustomError(
+                "string_too_short", "String should have at least 1 character", {"min_length": 1}
+            )
+        return {"description": value, "cast": False}
+    return value
 
 
 class Scene(_Strict):
@@ -119,9 +138,10 @@ class Screenplay(_Strict):
     title: Text
     style: Text
     setting: Text
-    characters: dict[Annotated[str, Field(min_length=1, max_length=80)], Character] = Field(
-        default_factory=dict
-    )
+    characters: dict[
+        Annotated[str, Field(min_length=1, max_length=80)],
+        Annotated[Character, BeforeValidator(_described)],
+    ] = Field(default_factory=dict)
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     scenes: list[Scene] = Field(min_length=1, max_length=MAX_SCENES)
     score: Score | None = None
@@ -138,11 +158,6 @@ class Screenplay(_Strict):
                 'sequences. Write a mapping NAME -> visual description, e.g. {"EDDA": '
                 '"an old woman with a long white braid and a navy sweater"}',
             )
-        if isinstance(value, dict):
-            return {
-                name: {"description": look, "cast": False} if isinstance(look, str) else look
-                for name, look in value.items()
-            }
         return value
 
     @field_validator("style", "setting")
