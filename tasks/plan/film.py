@@ -7,11 +7,13 @@ import re
 from collections.abc import Iterable, Mapping
 
 from tasks.errors import Problem, ScreenplayError
+from tasks.plan.cast import plan_cast, portraits_on_screen
 from tasks.plan.cues import plan_cues
 from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
 from tasks.plan.lint import fix_screenplay, lint_screenplay
 from tasks.plan.seeds import derive_seed
 from tasks.schema.film_plan import (
+    CastMember,
     Chain,
     Change,
     Cue,
@@ -70,7 +72,8 @@ def plan_film(
     groups = _pack(screenplay.scenes, render.fps, budget)
     sequences = _sequences(screenplay, groups, defaults.plan, rerolls or {})
     warnings.extend(_tail_warnings(screenplay, sequences))
-    chains = _chains(screenplay, sequences)
+    cast, sequences = plan_cast(screenplay, sequences, defaults.plan)
+    chains = _chains(screenplay, sequences, cast)
     score, score_source = _score_choice(screenplay)
     cues = plan_cues(screenplay, sequences, score, defaults.cues) if score else ()
     return FilmPlan(
@@ -88,6 +91,7 @@ def plan_film(
         changes=tuple(changes),
         estimate=estimate_gpu_time(sequences, chains, cues, defaults.estimate, render.mode),
         delivery_profile=screenplay.delivery.profile,
+        cast=tuple(cast),
     )
 
 
@@ -258,7 +262,9 @@ def _negative_prompt(authored: str, rules: PlanRules) -> str:
     return ", ".join(terms)
 
 
-def _chains(screenplay: Screenplay, sequences: list[Sequence]) -> list[Chain]:
+def _chains(
+    screenplay: Screenplay, sequences: list[Sequence], cast: list[CastMember]
+) -> list[Chain]:
     chains: list[Chain] = []
     for sequence in sequences:
         if sequence.position > 0:
@@ -273,6 +279,9 @@ def _chains(screenplay: Screenplay, sequences: list[Sequence]) -> list[Chain]:
             seed=derive_seed(
                 screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
             ),
+            portraits=()
+            if scene.source_image
+            else portraits_on_screen(screenplay, sequence.segments[0].scene_index, cast),
         )
         chains.append(Chain(index=sequence.chain, sequences=members, keyframe=keyframe))
     return chains

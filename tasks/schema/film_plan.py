@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.schema.delivery import DEFAULT_PROFILE, ProfileName
 
@@ -34,11 +34,33 @@ class Segment(_Data):
 
 
 class Keyframe(_Data):
-    """The start image of a chain: the author's image, or one generated from a prompt."""
+    """The start image of a chain: the author's image, or one generated from a prompt (with
+    the portraits of the cast on screen in its first scene, when there are any)."""
 
     source_image: str | None = None
     prompt: str | None = None
     seed: int
+    portraits: tuple[str, ...] = ()
+
+
+class Audition(_Data):
+    """A short render of one character saying their first line: their voice reference."""
+
+    line: str
+    seconds: float
+    seed: int
+
+
+class CastMember(_Data):
+    """One character given one face and one voice for the whole film."""
+
+    name: str
+    description: str
+    portrait: str | None = Field(None, description="the author's portrait file, if any")
+    voice: str | None = Field(None, description="the author's voice clip, if any")
+    portrait_prompt: str
+    portrait_seed: int
+    audition: Audition | None = Field(None, description="how a voice is made, if none given")
 
 
 class Sequence(_Data):
@@ -57,6 +79,8 @@ class Sequence(_Data):
     start_s: float
     hard_cut_before: bool
     lines: tuple[PlannedLine, ...]
+    voice_of: str | None = None
+    """The cast member whose reference voice this sequence speaks in (its dominant speaker)."""
 
     @property
     def seconds(self) -> float:
@@ -153,6 +177,10 @@ class FilmPlan(_Data):
     warnings: tuple[LintWarning, ...]
     changes: tuple[Change, ...]
     estimate: Estimate
+    cast: tuple[CastMember, ...] = ()
+
+    def member(self, name: str) -> CastMember | None:
+        return next((m for m in self.cast if m.name == name), None)
     delivery_profile: ProfileName = DEFAULT_PROFILE
 
     @property
