@@ -64,7 +64,10 @@ def test_a_cast_member_without_a_voice_auditions_with_their_first_line() -> None
     }
     shots = [
         says(("EDDA", "Keep the lamp burning.")),
-        {**says(("GULL", "Caw caw caw."), ("TOMAS", "Later tonight, my old friend.")), "tags": ["keyframe"]},
+        {
+            **says(("GULL", "Caw caw caw."), ("TOMAS", "Later tonight, my old friend.")),
+            "tags": ["keyframe"],
+        },
     ]
     plan = planned(characters, shots)
     cast = {member.name: member for member in plan.cast}
