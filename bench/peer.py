@@ -15,12 +15,8 @@ from typing import Any
 
 import httpx
 
-from tasks.comfyui.workflow import (
-    TemplateKind,
-    keyframe_prompt,
-    load_models,
-    load_template,
-)
+from tasks.comfyui.models import load_models
+from tasks.comfyui.workflow import TemplateKind, keyframe_prompt, load_template
 from tasks.render import relay_sequence_prompt
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 

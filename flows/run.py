@@ -26,8 +26,9 @@ from flows.progress import RunProgress, progress_sink
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks.comfyui.errors import PreflightFailed
+from tasks.comfyui.models import RenderMode, load_models
 from tasks.comfyui.preflight import refusal
-from tasks.comfyui.workflow import RenderMode, TemplateKind, Workflow, load_models
+from tasks.comfyui.workflow import TemplateKind, Workflow
 from tasks.comfyui.workflow_sources import (
     WorkflowError,
     environment_entries,

@@ -9,12 +9,8 @@ from typing import Any
 from prefect import task
 
 from tasks import media
-from tasks.comfyui.workflow import (
-    ModelSet,
-    TemplateKind,
-    Workflow,
-    relay_prompt,
-)
+from tasks.comfyui.models import ModelSet
+from tasks.comfyui.workflow import TemplateKind, Workflow, relay_prompt
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import CorruptRender, Studio, run_on_gpu, single_output, upload_name
 from tasks.schema.film_plan import FilmPlan, Sequence

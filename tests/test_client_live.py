@@ -27,14 +27,9 @@ from tasks.comfyui.errors import (
     ServerUnreachable,
     TransientError,
 )
+from tasks.comfyui.models import load_models
 from tasks.comfyui.preflight import preflight
-from tasks.comfyui.workflow import (
-    TemplateKind,
-    cue_prompt,
-    load_models,
-    load_template,
-    relay_prompt,
-)
+from tasks.comfyui.workflow import TemplateKind, cue_prompt, load_template, relay_prompt
 
 MODELS = load_models("fast")
 FRAMES, FPS, WIDTH, HEIGHT = 49, 24, 256, 160

@@ -21,8 +21,9 @@ from sim.embedded import start_simulator
 from sim.inventory import default_models, live_object_info
 from sim.settings import SimSettings
 from tasks import media
+from tasks.comfyui.models import load_models
 from tasks.comfyui.validate import validate_prompt
-from tasks.comfyui.workflow import TemplateKind, keyframe_prompt, load_models, load_template
+from tasks.comfyui.workflow import TemplateKind, keyframe_prompt, load_template
 from tasks.media.burnin import title_safe_box
 from tasks.plan import plan_screenplay
 from tasks.render import relay_sequence_prompt

@@ -10,6 +10,7 @@ import pytest
 
 from sim.inventory import live_object_info
 from tasks.comfyui.errors import PreflightFailed, PromptRejected
+from tasks.comfyui.models import load_models
 from tasks.comfyui.preflight import (
     check_prompts,
     load_node_packs,
@@ -18,13 +19,7 @@ from tasks.comfyui.preflight import (
     rejected_at,
     stages_text,
 )
-from tasks.comfyui.workflow import (
-    TemplateKind,
-    cue_prompt,
-    load_models,
-    load_template,
-    relay_prompt,
-)
+from tasks.comfyui.workflow import TemplateKind, cue_prompt, load_template, relay_prompt
 
 MODELS = load_models("fast")
 

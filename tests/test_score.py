@@ -26,7 +26,8 @@ from sim.embedded import RunningSimulator, start_simulator
 from sim.inventory import default_models
 from sim.settings import SimSettings
 from tasks import media
-from tasks.comfyui.workflow import MAX_CUE_SECONDS, load_models
+from tasks.comfyui.models import load_models
+from tasks.comfyui.workflow import MAX_CUE_SECONDS
 from tasks.media.mix import assembled_length
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film

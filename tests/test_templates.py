@@ -10,22 +10,24 @@ from typing import Any
 import pytest
 
 from sim.inventory import default_models, live_object_info
+from tasks.comfyui.cast_workflows import cast_keyframe_prompt
 from tasks.comfyui.errors import TemplateError
+from tasks.comfyui.models import ModelSet, load_models, model_folders
 from tasks.comfyui.titles import TITLES
 from tasks.comfyui.validate import validate_prompt
 from tasks.comfyui.workflow import (
-    ModelSet,
     TemplateKind,
     Workflow,
     cue_prompt,
     keyframe_prompt,
-    load_models,
     load_template,
-    model_folders,
     relay_prompt,
 )
 
 START_IMAGE = "carry_frame.png"
+VOICE = "reelflow_voice.wav"
+PORTRAIT, PORTRAIT_2 = "reelflow_edda.png", "reelflow_tomas.png"
+I2V_VOICE = TemplateKind.relay_i2v_voice
 
 
 def _relay(kind: TemplateKind, models: ModelSet, **overrides: Any) -> dict[str, Any]:
@@ -39,7 +41,8 @@ def _relay(kind: TemplateKind, models: ModelSet, **overrides: Any) -> dict[str, 
         "fps": 24,
         "seed": 7,
         "negative": "music, soundtrack, blurry",
-        "start_image": START_IMAGE if kind is TemplateKind.relay_i2v else None,
+        "start_image": START_IMAGE if kind in (TemplateKind.relay_i2v, I2V_VOICE) else None,
+        "voice": VOICE if kind in (TemplateKind.relay_t2v_voice, I2V_VOICE) else None,
         "models": models,
         "output_prefix": "reelflow/seq_000",
     }
@@ -47,8 +50,25 @@ def _relay(kind: TemplateKind, models: ModelSet, **overrides: Any) -> dict[str, 
 
 
 def _filled(kind: TemplateKind, models: ModelSet) -> dict[str, Any]:
-    if kind in (TemplateKind.relay_i2v, TemplateKind.relay_t2v):
+    relays = (
+        TemplateKind.relay_i2v,
+        TemplateKind.relay_t2v,
+        TemplateKind.relay_i2v_voice,
+        TemplateKind.relay_t2v_voice,
+    )
+    if kind in relays:
         return _relay(kind, models)
+    if kind is TemplateKind.keyframe_cast:
+        return cast_keyframe_prompt(
+            load_template(kind),
+            prompt="Place the people of the reference images on the lighthouse gallery.",
+            portraits=[PORTRAIT, PORTRAIT_2],
+            width=768,
+            height=512,
+            seed=5,
+            models=models,
+            output_prefix="reelflow/keyframe",
+        )
     if kind is TemplateKind.keyframe:
         return keyframe_prompt(
             load_template(kind),
@@ -88,7 +108,8 @@ def _model_files(prompt: dict[str, Any]) -> dict[str, list[str]]:
 def test_each_filled_template_passes_comfyuis_validator(
     kind: TemplateKind, mode: str, tmp_path: Path
 ) -> None:
-    (tmp_path / START_IMAGE).write_bytes(b"png")
+    for upload in (START_IMAGE, VOICE, PORTRAIT, PORTRAIT_2):
+        (tmp_path / upload).write_bytes(b"media")
     prompt = _filled(kind, load_models(mode))  # type: ignore[arg-type]
     object_info = live_object_info(_model_files(prompt), tmp_path)
     result = validate_prompt(prompt, object_info)

@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 
 from sim.inventory import catalogue
+from tasks.comfyui.models import load_models
 from tasks.comfyui.titles import TITLES
 from tasks.comfyui.validate import validate_prompt
-from tasks.comfyui.workflow import (
-    TemplateKind,
-    Workflow,
-    cue_prompt,
-    keyframe_prompt,
-    load_models,
-    relay_prompt,
-)
+from tasks.comfyui.workflow import TemplateKind, Workflow, cue_prompt, keyframe_prompt, relay_prompt
 from tasks.comfyui.workflow_sources import folder_templates
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"

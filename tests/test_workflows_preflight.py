@@ -21,7 +21,8 @@ from sim.embedded import start_simulator
 from sim.inventory import default_models
 from sim.settings import SimSettings
 from tasks.comfyui.errors import PromptRejected
-from tasks.comfyui.workflow import WORKFLOWS_DIR, TemplateKind, load_models
+from tasks.comfyui.models import load_models
+from tasks.comfyui.workflow import WORKFLOWS_DIR, TemplateKind
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay

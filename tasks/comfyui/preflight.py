@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from tasks.comfyui.errors import PreflightFailed, PromptRejected
+from tasks.comfyui.models import model_folders
 from tasks.comfyui.validate import validate_prompt
-from tasks.comfyui.workflow import CONFIG_DIR, model_folders
+from tasks.runtime.files import CONFIG_DIR
 
 NODE_PACKS_TOML = CONFIG_DIR / "node_packs.toml"
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")

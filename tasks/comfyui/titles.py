@@ -21,7 +21,10 @@ from typing import Any
 class TemplateKind(StrEnum):
     relay_i2v = "ltx23_relay_i2v"
     relay_t2v = "ltx23_relay_t2v"
+    relay_i2v_voice = "ltx23_relay_i2v_voice"
+    relay_t2v_voice = "ltx23_relay_t2v_voice"
     keyframe = "keyframe_t2i"
+    keyframe_cast = "keyframe_cast"
     cue = "acestep15_cue"
 
     @classmethod
@@ -124,12 +127,60 @@ _RELAY: dict[str, Title] = {
 }
 
 START_IMAGE = "reelflow.start_image"
+VOICE = "reelflow.voice"
+PORTRAITS = ("reelflow.portrait1", "reelflow.portrait2", "reelflow.portrait3")
+
+_VOICE: dict[str, Title] = {
+    VOICE: Title(_slots("audio"), "the dominant speaker's reference voice (LoadAudio)"),
+    "reelflow.id_lora": _model("lora_name"),
+    "reelflow.reference_audio": Title(
+        _slots("identity_guidance_scale"),
+        "LTXVReferenceAudio",
+        required=False,
+        kept="its own identity guidance",
+    ),
+}
+_KEYFRAME_SEED = Title(
+    {"seed": Slot(("seed", "noise_seed")), "steps": Slot(("steps",), optional=True)},
+    "the sampler's seed",
+    required=False,
+    kept="its own seed",
+)
 
 TITLES: dict[TemplateKind, dict[str, Title]] = {
     TemplateKind.relay_t2v: _RELAY,
     TemplateKind.relay_i2v: {
         **_RELAY,
         START_IMAGE: Title(_slots("image"), "the carried start frame (LoadImage)"),
+    },
+    TemplateKind.relay_t2v_voice: {**_RELAY, **_VOICE},
+    TemplateKind.relay_i2v_voice: {
+        **_RELAY,
+        **_VOICE,
+        START_IMAGE: Title(_slots("image"), "the carried start frame (LoadImage)"),
+    },
+    TemplateKind.keyframe_cast: {
+        "reelflow.size": Title(
+            _slots("width", "height"), "the picture size (EmptySD3LatentImage, or EmptyImage)"
+        ),
+        "reelflow.output": Title(_slots("filename_prefix"), "the node that saves the image"),
+        "reelflow.prompt": Title(
+            {"prompt": Slot(("prompt", "text"))},
+            "the edit prompt that takes the portraits (TextEncodeQwenImageEditPlus)",
+            required=False,
+            kept="its own prompt for every keyframe",
+        ),
+        "reelflow.seed": _KEYFRAME_SEED,
+        PORTRAITS[0]: Title(_slots("image"), "the first cast portrait (LoadImage)"),
+        PORTRAITS[1]: Title(
+            _slots("image"), "a second cast portrait", required=False, kept="one portrait at most"
+        ),
+        PORTRAITS[2]: Title(
+            _slots("image"), "a third cast portrait", required=False, kept="two portraits at most"
+        ),
+        "reelflow.checkpoint": _model("unet_name"),
+        "reelflow.text_encoder": _model("clip_name"),
+        "reelflow.vae": _model("vae_name"),
     },
     TemplateKind.keyframe: {
         "reelflow.size": Title(

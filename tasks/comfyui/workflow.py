@@ -10,22 +10,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from tasks.comfyui.errors import TemplateError
-from tasks.comfyui.titles import START_IMAGE, TITLES, Slot, TemplateKind
+from tasks.comfyui.models import ModelSet
+from tasks.comfyui.titles import START_IMAGE, TITLES, VOICE, Slot, TemplateKind
+from tasks.runtime.files import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 WORKFLOWS_DIR = CONFIG_DIR / "workflows"
-MODELS_TOML = CONFIG_DIR / "models.toml"
 
-RenderMode = Literal["fast", "quality"]
 Bindings = Mapping[str, Mapping[str, Any]]
 
 # Colours only matter to the browser timeline editor, which reads timeline_data.
@@ -90,6 +86,11 @@ class Workflow:
             raise TemplateError(f"{self.name}: title '{title}' is on several nodes ({ids})")
         return found[0] if found else None
 
+    def node_titled(self, title: str) -> str | None:
+        """The id of the node that carries ``title``, if any."""
+        found = self._find(title)
+        return found[0] if found else None
+
     def problems(self, kind: TemplateKind) -> list[str]:
         """One line per title ``kind`` needs that is missing, doubled, or lacks an input."""
         where, lines = self.origin or self.name, []
@@ -110,7 +111,8 @@ class Workflow:
                 for slot in spec.slots.values()
                 if not slot.optional and slot.target(node) is None
             ]
-        if kind is TemplateKind.relay_t2v and self._find(START_IMAGE) is not None:
+        text_to_video = (TemplateKind.relay_t2v, TemplateKind.relay_t2v_voice)
+        if kind in text_to_video and self._find(START_IMAGE) is not None:
             lines.append(f"{where}: a text-to-video template has a '{START_IMAGE}' node")
         return lines
 
@@ -177,59 +179,20 @@ def load_template(kind: TemplateKind, directory: Path = WORKFLOWS_DIR) -> Workfl
 # --- model sets ----------------------------------------------------------------------
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class LtxModels(_Frozen):
-    checkpoint: str
-    text_encoder: str
-    distilled_lora: str
-    distilled_lora_strength: float
-    sigmas: str
-    cfg: float
 
 
-class KeyframeModels(_Frozen):
-    diffusion_model: str
-    text_encoder: str
-    vae: str
-    steps: int
 
 
-class CueModels(_Frozen):
-    variant: str
-    diffusion_model: str
-    text_encoder_small: str
-    text_encoder_large: str
-    vae: str
-    steps: int
-    cfg: float
 
 
-class ModelSet(_Frozen):
-    """Every model file name one render mode uses, by family."""
-
-    mode: RenderMode
-    ltx23: LtxModels
-    keyframe: KeyframeModels
-    acestep15: CueModels
 
 
-def load_models(mode: RenderMode, path: Path = MODELS_TOML) -> ModelSet:
-    with path.open("rb") as fh:
-        table = tomllib.load(fh)
-    try:
-        families = {family: table[family][mode] for family in ("ltx23", "keyframe", "acestep15")}
-    except KeyError as exc:
-        raise TemplateError(f"{path}: no [{exc.args[0]}] models for mode '{mode}'") from exc
-    return ModelSet.model_validate({"mode": mode, **families})
 
 
-def model_folders(path: Path = MODELS_TOML) -> dict[str, str]:
-    """``"Class.input" -> models folder``, for naming where a missing file belongs."""
-    with path.open("rb") as fh:
-        return dict(tomllib.load(fh).get("model_folders", {}))
+
+
 
 
 # --- fill functions the render tasks call --------------------------------------------
@@ -250,11 +213,19 @@ def relay_prompt(
     start_image: str | None,
     models: ModelSet,
     output_prefix: str,
+    voice: str | None = None,
 ) -> dict[str, Any]:
-    """A Prompt Relay sequence prompt (I2V when ``start_image`` is given, else T2V)."""
+    """A Prompt Relay sequence prompt (I2V when ``start_image`` is given, else T2V), in the
+    reference voice ``voice`` (an uploaded clip) when given."""
     _check_segments(workflow.name, segment_prompts, segment_frames, frames)
     i2v = start_image is not None
-    workflow = _as_kind(workflow, TemplateKind.relay_i2v if i2v else TemplateKind.relay_t2v)
+    kinds = {
+        (True, False): TemplateKind.relay_i2v,
+        (False, False): TemplateKind.relay_t2v,
+        (True, True): TemplateKind.relay_i2v_voice,
+        (False, True): TemplateKind.relay_t2v_voice,
+    }
+    workflow = _as_kind(workflow, kinds[(i2v, voice is not None)])
     ltx = models.ltx23
     timeline = {
         "segments": [
@@ -297,6 +268,10 @@ def relay_prompt(
         values[START_IMAGE] = {"image": start_image}
     else:
         _refuse_title(workflow, START_IMAGE, "a text-to-video render")
+    if voice is not None:
+        values[VOICE] = {"audio": voice}
+        values["reelflow.id_lora"] = {"lora_name": ltx.id_lora}
+        values["reelflow.reference_audio"] = {"identity_guidance_scale": ltx.identity_guidance}
     return workflow.bind(values)
 
 

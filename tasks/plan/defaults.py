@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+from tasks.runtime.files import CONFIG_DIR
 
 
 class _Frozen(BaseModel):

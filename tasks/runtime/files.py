@@ -25,6 +25,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         temporary.unlink(missing_ok=True)
 
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+"""The project's configuration folder: defaults, models, node packs, workflow templates."""
+
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write to a temporary name in the same folder, fsync, then rename over `path`."""

@@ -21,9 +21,10 @@ from prefect.filesystems import WritableFileSystem
 
 from blocks.comfyui import ComfyUIServer
 from tasks.comfyui.errors import OutputInvalid, PromptRejected, TransientError
+from tasks.comfyui.models import ModelSet
 from tasks.comfyui.preflight import rejected_at
 from tasks.comfyui.protocol import ProgressEvent
-from tasks.comfyui.workflow import ModelSet, TemplateKind, Workflow
+from tasks.comfyui.workflow import TemplateKind, Workflow
 from tasks.comfyui.workflow_sources import choose_templates
 from tasks.runtime.asr import EmbeddedTranscriber, Transcriber
 from tasks.runtime.cache_check import MediaChecked
