@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sim.inventory import catalogue
+from tasks.comfyui.cast_workflows import cast_keyframe_prompt
 from tasks.comfyui.models import load_models
 from tasks.comfyui.titles import TITLES
 from tasks.comfyui.validate import validate_prompt
@@ -16,6 +17,8 @@ from tasks.comfyui.workflow_sources import folder_templates
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 START = "reelflow_carried_frame.png"
+VOICE, PORTRAIT = "reelflow_voice.wav", "reelflow_portrait.png"
+UPLOADS = {START, VOICE, PORTRAIT}
 MODELS = load_models("fast")
 
 
@@ -23,7 +26,16 @@ def _examples() -> dict[TemplateKind, Workflow]:
     return {kind: w.checked(kind) for kind, w in folder_templates(EXAMPLES, "examples").items()}
 
 
+VOICED = (TemplateKind.relay_t2v_voice, TemplateKind.relay_i2v_voice)
+IMAGE_TO_VIDEO = (TemplateKind.relay_i2v, TemplateKind.relay_i2v_voice)
+
+
 def _filled(kind: TemplateKind, workflow: Workflow) -> dict[str, Any]:
+    if kind is TemplateKind.keyframe_cast:
+        return cast_keyframe_prompt(
+            workflow, prompt="Edda at the rail", portraits=[PORTRAIT], width=640, height=384,
+            seed=5, models=MODELS, output_prefix="reelflow/keyframe",
+        )  # fmt: skip
     if kind is TemplateKind.keyframe:
         return keyframe_prompt(
             workflow, prompt="A pier", width=640, height=384, seed=5, models=MODELS,
@@ -45,9 +57,10 @@ def _filled(kind: TemplateKind, workflow: Workflow) -> dict[str, Any]:
         fps=24,
         seed=11,
         negative="music",
-        start_image=START if kind is TemplateKind.relay_i2v else None,
+        start_image=START if kind in IMAGE_TO_VIDEO else None,
         models=MODELS,
         output_prefix="reelflow/sequence",
+        voice=VOICE if kind in VOICED else None,
     )
 
 
@@ -63,7 +76,7 @@ def test_each_filled_example_passes_the_validator_on_the_captured_object_info(
     # all: a prompt that validates here runs on a bare CPU-only server.
     prompt = _filled(kind, _examples()[kind])
     result = validate_prompt(
-        prompt, catalogue(), input_file_exists=lambda _class, name: name == START
+        prompt, catalogue(), input_file_exists=lambda _class, name: name in UPLOADS
     )
     assert result.ok, (result.error, result.node_errors)
     assert not result.node_errors
