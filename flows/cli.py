@@ -17,6 +17,7 @@ from rich.text import Text
 from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
+from tasks.cost import cost_lines
 from tasks.deliver.tables import dialogue_rows, in_order, loudness_rows, warnings_of
 from tasks.errors import ReelflowError
 from tasks.plan.defaults import load_defaults
@@ -83,6 +84,7 @@ def _render_parser() -> argparse.ArgumentParser:
 def run_render(argv: list[str], console: Console) -> int:
     from flows.console import RichSink
     from flows.film import film
+    from flows.gates import gate_answerer, no_terminal, terminal_answerer
     from flows.progress import progress_sink
     from tasks.chains import FilmFailed
 
@@ -99,6 +101,8 @@ def run_render(argv: list[str], console: Console) -> int:
         )
     with RichSink(console) as sink:
         token = progress_sink.set(sink)
+        # gates ask on this terminal; with none, a gate ends the run and says how to go on
+        asks = gate_answerer.set(terminal_answerer(sink) if sys.stdin.isatty() else no_terminal)
         try:
             result = asyncio.run(film(screenplay=str(args.screenplay), options=options))
         except FilmFailed as failed:
@@ -112,6 +116,7 @@ def run_render(argv: list[str], console: Console) -> int:
             return EXIT_FAILED
         finally:
             progress_sink.reset(token)
+            gate_answerer.reset(asks)
     print_summary(result, console)
     return EXIT_OK
 
@@ -175,6 +180,8 @@ def print_summary(result: FilmResult, console: Console) -> None:
     )
     for warning in warnings_of(in_order(result.chains)):
         console.print(Text(f"warning {warning}", style="yellow"))
+    for line in cost_lines(result.cost) if result.cost else ():
+        console.print(f"GPU {line}")
     kind = ", an ANIMATIC" if result.animatic else ""
     console.print(
         Text.assemble(

@@ -41,10 +41,13 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> No
         return
     if get_origin(kind) is tuple:
         item = get_args(kind)[0]
+        # A list of choices (`--gates cast --gates final`): each value one of them.
+        choices = get_args(item) if get_origin(item) is Literal else None
         group.add_argument(
             flag_name(name),
             dest=name,
-            type=item,
+            type=str if choices else item,
+            choices=choices,
             action="append",
             default=[],
             metavar=metavar,

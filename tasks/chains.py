@@ -5,6 +5,9 @@ Per sequence: render -> check dialogue -> normalize -> carry the last frame forw
 While the dialogue of sequence N is being heard (CPU), sequence N+1 already renders from
 N's last frame (GPU). If N must be re-rendered, that speculative render is cancelled (the
 client withdraws it from the server) and N+1 renders again from the new last frame.
+
+A sequence with several takes renders them all at once, hears and scores each (`tasks.takes`),
+and carries forward the best one (or the one picked by hand); re-renders then apply to it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence as Seq
+from dataclasses import dataclass
 
 from tasks import media
 from tasks.deliver.tables import final_action
@@ -20,22 +24,39 @@ from tasks.dialogue.judge import unchecked
 from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.errors import ReelflowError
-from tasks.normalize import normalize_sequence
-from tasks.plan.film import revise_sequence, with_sequences
+from tasks.normalize import measure, normalize_sequence
+from tasks.plan.film import revise_sequence, take_of, with_sequences
 from tasks.render import carry_frame, render_sequence
 from tasks.runtime.studio import Studio
+from tasks.runtime.workers import off_the_critical_path
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 from tasks.schema.outcomes import (
     Attempt,
     CarriedFrame,
     ChainOutcome,
     ChainStart,
+    Drift,
     Footage,
     RenderedSequence,
     SequenceResult,
+    Take,
 )
 from tasks.schema.refs import MediaRef
 from tasks.schema.verdicts import SequenceVerdict
+from tasks.takes import kept_take, score_take
+
+
+@dataclass(frozen=True)
+class FirstRender:
+    """A sequence's first render as kept: the only take, or the best (or picked) of several."""
+
+    sequence: Sequence
+    rendered: RenderedSequence
+    carry: MediaRef | None
+    verdict: SequenceVerdict
+    takes: tuple[Take, ...] = ()
+    kept: int = 0
+    picked: bool = False
 
 
 class ChainRun:
@@ -49,36 +70,49 @@ class ChainRun:
         self.carried: list[CarriedFrame] = []
         self.finishing: list[asyncio.Task[SequenceResult]] = []
         self.current = chain.sequences[0]
-        self.ahead: asyncio.Task[RenderedSequence] | None = None
+        self.ahead: list[asyncio.Task[RenderedSequence]] = []  # the next sequence's takes
 
     def _render(self, sequence: Sequence, start: MediaRef | None) -> asyncio.Task[RenderedSequence]:
         return asyncio.create_task(
             self.studio.bind(render_sequence)(self.studio, self.plan, sequence, start)
         )
 
+    def _render_takes(
+        self, sequence: Sequence, start: MediaRef | None
+    ) -> list[asyncio.Task[RenderedSequence]]:
+        """Every take of a sequence at once: the GPU slots queue them."""
+        return [self._render(take_of(sequence, take), start) for take in range(sequence.takes)]
+
+    async def cancel_ahead(self) -> None:
+        """Withdraw the speculative renders of the next sequence."""
+        ahead, self.ahead = self.ahead, []
+        for task in ahead:
+            await cancel_render(task)
+
+    def _following(self, position: int) -> Sequence | None:
+        members = self.chain.sequences
+        return self.plan.sequences[members[position + 1]] if position + 1 < len(members) else None
+
     async def run(self, keyframe: MediaRef | None) -> None:
         chain, studio = self.chain, self.studio
         self.keyframe = start = keyframe
         for position, index in enumerate(chain.sequences):
-            sequence, attempts = self.plan.sequences[index], []
-            heard: list[HeardRender] = []
+            following = self._following(position)
             self.current = index
+            renders, self.ahead = (
+                self.ahead or self._render_takes(self.plan.sequences[index], start),
+                [],
+            )
+            first = await self._first_render(self.plan.sequences[index], renders, following)
+            sequence, rendered, carry, verdict = (
+                first.sequence,
+                first.rendered,
+                first.carry,
+                first.verdict,
+            )
+            attempts: list[Attempt] = []
+            heard: list[HeardRender] = []
             while True:
-                rendered = await (self.ahead or self._render(sequence, start))
-                self.ahead, carry = None, None
-                studio.events.render_done(
-                    f"sequence {index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
-                )
-                studio.events.outcome(
-                    f"sequence {index}: rendered {rendered.seconds:.1f} s with seed "
-                    f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
-                )
-                if position + 1 < len(chain.sequences):
-                    carry = await studio.bind(carry_frame)(studio, rendered)
-                    self.ahead = self._render(
-                        self.plan.sequences[chain.sequences[position + 1]], carry
-                    )
-                verdict = await self._check(sequence, rendered, len(attempts) + 1)
                 heard.append(HeardRender(media_sha256=rendered.video.sha256, verdict=verdict))
                 verdict = stop_repeats(heard, self.policy)
                 attempts.append(
@@ -97,14 +131,129 @@ class ChainRun:
                     f"sequence {index}: {verdict.kind}; re-rendering with {change} "
                     f"(attempt {len(attempts) + 1})"
                 )
-                await cancel_render(self.ahead)
-                self.ahead, sequence = None, revised
+                await self.cancel_ahead()
+                sequence = revised
+                rendered = await self._render(sequence, start)
+                self._report_render(rendered)
+                carry = await self._carry_on(rendered, following)
+                verdict = await self._check(sequence, rendered, len(attempts) + 1)
             self.finishing.append(
-                asyncio.create_task(self._finish(sequence, rendered, tuple(attempts)))
+                asyncio.create_task(self._finish(sequence, rendered, tuple(attempts), first))
             )
-            if carry is not None and self.keyframe is not None:
-                self.carried.append(await self._drift(chain.sequences[position + 1], carry))
+            if carry is not None and self.keyframe is not None and following is not None:
+                self.carried.append(await self._drift(following.index, carry))
             start = carry
+
+    def _report_render(self, rendered: RenderedSequence, take: str = "") -> None:
+        events = self.studio.events
+        events.render_done(
+            f"sequence {rendered.index}{take}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
+        )
+        events.outcome(
+            f"sequence {rendered.index}{take}: rendered {rendered.seconds:.1f} s with seed "
+            f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
+        )
+
+    async def _carry_on(
+        self, rendered: RenderedSequence, following: Sequence | None
+    ) -> MediaRef | None:
+        """The last frame into the next sequence, whose takes start rendering at once (while
+        this one is heard); None at the end of the chain."""
+        if following is None:
+            return None
+        carry = await self.studio.bind(carry_frame)(self.studio, rendered)
+        self.ahead = self._render_takes(following, carry)
+        return carry
+
+    async def _first_render(
+        self,
+        sequence: Sequence,
+        renders: list[asyncio.Task[RenderedSequence]],
+        following: Sequence | None,
+    ) -> FirstRender:
+        """The sequence's first render: one take as it is, or every take heard, measured and
+        scored, and the best one (or the one picked by hand) kept and carried forward."""
+        if len(renders) == 1:
+            rendered = await renders[0]
+            self._report_render(rendered)
+            carry = await self._carry_on(rendered, following)
+            return FirstRender(sequence, rendered, carry, await self._check(sequence, rendered, 1))
+        try:
+            candidates = await asyncio.gather(*renders)
+        except BaseException:  # one take failed for good: the others are not wanted either
+            for task in renders:
+                await cancel_render(task)
+            raise
+        for number, rendered in enumerate(candidates):
+            self._report_render(rendered, f" take {number}")
+        measured = await asyncio.gather(
+            *(
+                self._measure_take(take_of(sequence, number), number, rendered)
+                for number, rendered in enumerate(candidates)
+            )
+        )
+        takes = tuple(take for take, _, _ in measured)
+        kept = kept_take(takes, sequence.pick)
+        _, verdict, last_frame = measured[kept]
+        scores = ", ".join(f"{t.score.total:.2f}" for t in takes)
+        how = "picked by hand" if sequence.pick is not None else "best score"
+        self.studio.events.outcome(
+            f"sequence {sequence.index}: {len(takes)} takes scored {scores}; "
+            f"take {kept} kept ({how})"
+        )
+        carry = None
+        if following is not None:
+            carry = last_frame
+            self.ahead = self._render_takes(following, carry)
+        return FirstRender(
+            take_of(sequence, kept),
+            candidates[kept],
+            carry,
+            verdict,
+            takes,
+            kept,
+            sequence.pick is not None,
+        )
+
+    async def _measure_take(
+        self, sequence: Sequence, number: int, rendered: RenderedSequence
+    ) -> tuple[Take, SequenceVerdict, MediaRef]:
+        """Hear one take, and measure its drift from the keyframe and its loudness."""
+        studio = self.studio
+        last_frame = await studio.bind(carry_frame)(studio, rendered)
+        verdict = await self._check(sequence, rendered, 1)
+        drift = await self._drift_score(last_frame)
+        level = await off_the_critical_path(measure, await studio.store.fetch(rendered.video))
+        score = score_take(
+            verdict,
+            drift=drift,
+            lufs=level.integrated_lufs,
+            true_peak_dbtp=level.true_peak_dbtp,
+            has_lines=bool(sequence.lines),
+            voice=await self._voice(sequence, rendered),
+        )
+        take = Take(
+            take=number,
+            seed=rendered.seed,
+            video=rendered.video,
+            server=rendered.server,
+            gpu_seconds=rendered.gpu_seconds,
+            verdict=verdict.kind,
+            heard=verdict.heard,
+            drift=None if drift is None else round(drift, 4),
+            lufs=round(level.integrated_lufs, 2),
+            true_peak_dbtp=round(level.true_peak_dbtp, 2),
+            score=score,
+        )
+        return take, verdict, last_frame
+
+    async def _voice(self, sequence: Sequence, rendered: RenderedSequence) -> float | None:
+        """How alike the take's speakers sound to the cast's voices (0-1), for its score.
+
+        The hook for the cast: None until the film has reference voices to compare with
+        (`tasks.cast.voice.match_voice` per line's speaker); a take is then scored on it too.
+        """
+        return None
 
     async def _check(
         self, sequence: Sequence, rendered: RenderedSequence, attempt: int
@@ -127,23 +276,40 @@ class ChainRun:
             budget=self.plan.frame_budget,
         )
 
-    async def _drift(self, into: int, frame: MediaRef) -> CarriedFrame:
+    async def _drift_score(self, frame: MediaRef) -> float | None:
+        if self.keyframe is None:
+            return None
+        return (await self._measure_drift(frame)).score
+
+    async def _measure_drift(self, frame: MediaRef) -> Drift:
         assert self.keyframe is not None
-        drift = await asyncio.to_thread(
+        return await asyncio.to_thread(
             media.frame_drift,
             await self.studio.store.fetch(self.keyframe),
             await self.studio.store.fetch(frame),
         )
-        return CarriedFrame(into_sequence=into, frame=frame, drift=drift)
+
+    async def _drift(self, into: int, frame: MediaRef) -> CarriedFrame:
+        return CarriedFrame(into_sequence=into, frame=frame, drift=await self._measure_drift(frame))
 
     async def _finish(
-        self, sequence: Sequence, rendered: RenderedSequence, attempts: tuple[Attempt, ...]
+        self,
+        sequence: Sequence,
+        rendered: RenderedSequence,
+        attempts: tuple[Attempt, ...],
+        first: FirstRender,
     ) -> SequenceResult:
         """Normalize the kept render (off the GPU-feeding path) and report it finished."""
         studio = self.studio
         finished = await studio.bind(normalize_sequence)(studio, rendered, attempts[-1].verdict)
         result = SequenceResult(
-            sequence=sequence, rendered=rendered, attempts=attempts, finished=finished
+            sequence=sequence,
+            rendered=rendered,
+            attempts=attempts,
+            finished=finished,
+            takes=first.takes,
+            kept_take=first.kept,
+            picked=first.picked,
         )
         before, after = finished.before.integrated_lufs, finished.after.integrated_lufs
         change = f"{finished.gain_db:+.1f} dB" if finished.gain_db else finished.gain_reason
@@ -172,7 +338,7 @@ async def render_chain(
             await run.run(start.keyframe)
         except Exception as error:  # the chain stops here; other chains go on
             failure = f"{type(error).__name__}: {error}"
-            await cancel_render(run.ahead)
+            await run.cancel_ahead()
     try:
         sequences = await run.results()
     except Exception as error:

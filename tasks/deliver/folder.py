@@ -29,7 +29,15 @@ from tasks.mux import master_path
 from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.schema.outcomes import Deliverables, FilmFile, Footage, RenderedSequence, ScoreResult
+from tasks.schema.outcomes import (
+    Deliverables,
+    FilmFile,
+    Footage,
+    RenderedSequence,
+    ScoreResult,
+    SequenceResult,
+)
+from tasks.schema.record import CostEntry
 from tasks.schema.refs import MediaRef
 
 REPORT_ARTIFACT_KEY = "film-report"
@@ -42,10 +50,14 @@ REPORT_ARTIFACT_KEY = "film-report"
 
 
 async def deliver_film(
-    studio: Studio, footage: Footage, score: ScoreResult | None, film: FilmFile
+    studio: Studio,
+    footage: Footage,
+    score: ScoreResult | None,
+    film: FilmFile,
+    cost: CostEntry | None = None,
 ) -> Deliverables:
     """The film folder an editor takes away: film, master, score, sequences, timeline,
-    contact sheet, manifest and report."""
+    contact sheet, manifest and report (`cost`: the GPU estimate beside what was spent)."""
     plan, sequences = footage.plan, footage.sequences
     return await write_film_folder(
         studio,
@@ -62,6 +74,8 @@ async def deliver_film(
             for r in sequences
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
+        takes={r.sequence.index: r for r in sequences if r.takes},
+        cost=cost,
     )
 
 
@@ -79,6 +93,8 @@ async def write_film_folder(
     animatic: bool,
     timings: Mapping[str, float],
     cached_sequences: Collection[int] = (),
+    takes: Mapping[int, SequenceResult] | None = None,
+    cost: CostEntry | None = None,
 ) -> Deliverables:
     """Write every deliverable beside the muxed film; publish the report as a Prefect artifact.
 
@@ -111,7 +127,7 @@ async def write_film_folder(
         write_timeline, plan, clips, score_file, folder / "timeline.otio"
     )
     manifest = manifest_document(
-        studio, plan, film, renders, score, animatic, timings, set(cached_sequences)
+        studio, plan, film, renders, score, animatic, timings, set(cached_sequences), takes, cost
     )
     manifest_file = folder / "manifest.json"
     await asyncio.to_thread(

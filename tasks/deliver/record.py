@@ -6,21 +6,51 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
+from tasks.cost import cost_lines
 from tasks.deliver.names import film_path
 from tasks.mux import master_path
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.schema.outcomes import Deliverables, FilmFile, RenderedSequence, ScoreResult
+from tasks.schema.outcomes import (
+    Deliverables,
+    FilmFile,
+    RenderedSequence,
+    ScoreResult,
+    SequenceResult,
+)
 from tasks.schema.record import (
     CacheHits,
+    CostEntry,
     CueEntry,
     FilmEntry,
     GpuEntry,
     KeyframeEntry,
     Manifest,
     SequenceEntry,
+    TakeEntry,
     TemplateEntry,
 )
+
+
+def take_entries(result: SequenceResult) -> dict[str, object]:
+    """A sequence's takes, its kept take and whether a person picked it, for its entry."""
+    return {
+        "takes": [
+            TakeEntry(
+                take=take.take,
+                seed=take.seed,
+                sha256=take.video.sha256,
+                verdict=take.verdict,
+                drift=take.drift,
+                lufs=take.lufs,
+                score=take.score.total,
+                parts=take.score.model_dump(exclude={"total"}),
+            )
+            for take in result.takes
+        ],
+        "kept_take": result.kept_take,
+        "picked": result.picked,
+    }
 
 
 def manifest_document(
@@ -32,9 +62,13 @@ def manifest_document(
     animatic: bool,
     timings: Mapping[str, float],
     cached_sequences: set[int],
+    takes: Mapping[int, SequenceResult] | None = None,
+    cost: CostEntry | None = None,
 ) -> Manifest:
-    """Everything needed to reproduce or audit the film."""
+    """Everything needed to reproduce or audit the film (`takes`: the results of sequences
+    rendered in several takes; `cost`: the GPU estimate beside what was spent)."""
     cues = score.renders if score is not None else ()
+    takes = takes or {}
     return Manifest(
         title=plan.title,
         animatic=animatic,
@@ -68,6 +102,7 @@ def manifest_document(
                 gpu_seconds=round(r.gpu_seconds, 3),
                 cached=r.index in cached_sequences,
                 sha256=r.video.sha256,
+                **(take_entries(takes[r.index]) if r.index in takes else {}),
             )
             for r in renders
         ],
@@ -93,6 +128,7 @@ def manifest_document(
             sequences=len(cached_sequences),
             cues=sum(1 for rendered in cues if rendered.cached),
         ),
+        cost=cost,
     )
 
 
@@ -136,5 +172,15 @@ def report_markdown(
         f"{film.score_gain:g} under the dialogue.\n\n"
         f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
         f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
-        f"Timings: {timings or 'not recorded'}.\n\n" + "\n".join(links) + "\n"
+        f"Timings: {timings or 'not recorded'}.\n\n"
+        + _cost_section(manifest)
+        + "\n".join(links)
+        + "\n"
     )
+
+
+def _cost_section(manifest: Manifest) -> str:
+    if manifest.cost is None:
+        return ""
+    lines = "\n".join(f"- {line}" for line in cost_lines(manifest.cost))
+    return f"GPU estimate beside GPU spent:\n\n{lines}\n\n"

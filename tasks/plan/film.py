@@ -6,11 +6,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from tasks.errors import Problem, ScreenplayError
+from tasks.errors import Problem, ReelflowError, ScreenplayError
 from tasks.plan.cues import plan_cues
 from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
 from tasks.plan.lint import fix_screenplay, lint_screenplay
-from tasks.plan.seeds import derive_seed
+from tasks.plan.seeds import derive_seed, take_seed
 from tasks.schema.film_plan import (
     Chain,
     Change,
@@ -56,8 +56,16 @@ def plan_film(
     fix: bool = False,
     rerolls: Mapping[int, int] | None = None,
     scene_limit: int | None = None,
+    takes: int = 0,
+    picks: Mapping[int, int] | None = None,
+    keyframe_rerolls: Mapping[int, int] | None = None,
 ) -> FilmPlan:
-    """Turn a screenplay into the plan every later stage follows."""
+    """Turn a screenplay into the plan every later stage follows.
+
+    `takes` (when not 0) overrides the screenplay's takes of every sequence; `picks` keeps a
+    chosen take of a sequence; `rerolls` and `keyframe_rerolls` count the re-rolls of a
+    sequence's and a chain's keyframe seed.
+    """
     changes: list[Change] = []
     if scene_limit is not None:
         screenplay = screenplay.model_copy(update={"scenes": screenplay.scenes[:scene_limit]})
@@ -69,8 +77,9 @@ def plan_film(
     warnings.extend(_title_warnings(screenplay))
     groups = _pack(screenplay.scenes, render.fps, budget)
     sequences = _sequences(screenplay, groups, defaults.plan, rerolls or {})
+    sequences = _with_takes(screenplay, sequences, takes, picks or {})
     warnings.extend(_tail_warnings(screenplay, sequences))
-    chains = _chains(screenplay, sequences)
+    chains = _chains(screenplay, sequences, keyframe_rerolls or {})
     score, score_source = _score_choice(screenplay)
     cues = plan_cues(screenplay, sequences, score, defaults.cues) if score else ()
     return FilmPlan(
@@ -251,21 +260,57 @@ def _negative_prompt(authored: str, rules: PlanRules) -> str:
     return ", ".join(terms)
 
 
-def _chains(screenplay: Screenplay, sequences: list[Sequence]) -> list[Chain]:
+def _with_takes(
+    screenplay: Screenplay, sequences: list[Sequence], takes: int, picks: Mapping[int, int]
+) -> list[Sequence]:
+    """Each sequence's takes (the most any of its scenes asks for, or `takes` for all) and
+    the take a person picked; a pick of a sequence or take that does not exist is refused."""
+    default = screenplay.render.takes
+    planned = [
+        sequence.model_copy(
+            update={
+                "takes": takes
+                or max(screenplay.scenes[s].takes or default for s in sequence.scene_indices),
+                "pick": picks.get(sequence.index),
+            }
+        )
+        for sequence in sequences
+    ]
+    for index, take in sorted(picks.items()):
+        if index >= len(planned):
+            raise ReelflowError(
+                f"--pick {index}={take}: the film has sequences 0 to {len(planned) - 1}; "
+                "pick one of those (`python -m flows.film plan` lists them)."
+            )
+        if take >= planned[index].takes:
+            raise ReelflowError(
+                f"--pick {index}={take}: sequence {index} has {planned[index].takes} take(s), "
+                f"numbered 0 to {planned[index].takes - 1}; pick one of those, or render more "
+                "with --takes."
+            )
+    return planned
+
+
+def _chains(
+    screenplay: Screenplay, sequences: list[Sequence], rerolls: Mapping[int, int]
+) -> list[Chain]:
     chains: list[Chain] = []
     for sequence in sequences:
         if sequence.position > 0:
             continue
         members = tuple(s.index for s in sequences if s.chain == sequence.chain)
         scene = screenplay.scenes[sequence.segments[0].scene_index]
+        seed = derive_seed(
+            screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
+        )
+        if rerolls.get(sequence.chain, 0):  # none: the seed every earlier run used
+            seed = derive_seed(seed, "reroll", rerolls[sequence.chain])
         keyframe = Keyframe(
             source_image=scene.source_image,
             prompt=None
             if scene.source_image
             else f"{sequence.wrapper_prompt} First frame: {scene.description}",
-            seed=derive_seed(
-                screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
-            ),
+            seed=seed,
         )
         chains.append(Chain(index=sequence.chain, sequences=members, keyframe=keyframe))
     return chains
@@ -317,7 +362,10 @@ def estimate_gpu_time(
     generated = [chain for chain in chains if chain.keyframe.source_image is None]
     return Estimate(
         keyframes_s=len(generated) * rates.keyframe_seconds,
-        sequences_s=sum(rates.relay_startup_seconds + s.seconds * per_second for s in sequences),
+        # every take is a full render
+        sequences_s=sum(
+            s.takes * (rates.relay_startup_seconds + s.seconds * per_second) for s in sequences
+        ),
         cues_s=sum(cue.duration_s * rates.cue_per_second for cue in cues),
     )
 
@@ -361,6 +409,15 @@ def revise_sequence(
             "audio_latent_frames": audio_latent_frames(total, sequence.fps),
             "seed": derive_seed(sequence.seed, "reroll", attempt),
         }
+    )
+
+
+def take_of(sequence: Sequence, take: int) -> Sequence:
+    """One take of a sequence: the same sequence with that take's seed (take 0: unchanged)."""
+    return (
+        sequence
+        if take == 0
+        else sequence.model_copy(update={"seed": take_seed(sequence.seed, take)})
     )
 
 

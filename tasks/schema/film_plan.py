@@ -55,6 +55,10 @@ class Sequence(_Data):
     start_s: float
     hard_cut_before: bool
     lines: tuple[PlannedLine, ...]
+    takes: int = 1
+    """Candidates rendered (take 0 with `seed`, take k with a seed derived from it)."""
+    pick: int | None = None
+    """The take a person chose to keep; None: the best-scored one."""
 
     @property
     def seconds(self) -> float:

@@ -48,6 +48,7 @@ async def publish_dailies(
         prompts=studio.stats.prompts,
         gpu_seconds=studio.stats.gpu_seconds,
         shared=shared,
+        cost=delivered.record.cost,
     )
 
 
