@@ -74,6 +74,10 @@ gate_answerer: ContextVar[Answerer | None] = ContextVar("gate_answerer", default
 """Who answers gates in this caller (the CLI: its terminal); None: the Prefect run's form."""
 
 
+PAUSE_GRACE_S = 60
+"""A pause's Prefect timeout runs this much past the gate's, so the gate ends it first."""
+
+
 class NoOneToAsk(Exception):
     """A gate was reached with nobody to ask (no terminal, no Prefect run)."""
 
@@ -283,12 +287,18 @@ async def ask_in_prefect(request: GateRequest, wait: str, timeout: int) -> GateD
             "again by a worker); this gate pauses instead"
         )
         wait = "pause"
+    if wait == "suspend":  # the process ends here; Prefect runs the flow again on resume
+        answer = await asuspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
+        return GateDecision.model_validate(answer.model_dump())
     try:
-        if wait == "suspend":
-            answer = await asuspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
-        else:
+        # We stop waiting before Prefect's own pause expires: an expired pause can only end
+        # as Prefect's "paused and never resumed", while this run ends with our explanation.
+        async with asyncio.timeout(timeout):
             answer = await apause_flow_run(
-                wait_for_input=form, timeout=timeout, poll_interval=min(5, timeout), key=key
+                wait_for_input=form,
+                timeout=timeout + PAUSE_GRACE_S,
+                poll_interval=min(5, timeout),
+                key=key,
             )
     except FlowPauseTimeout as late:
         raise TimeoutError(str(late)) from late

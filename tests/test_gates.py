@@ -1,0 +1,128 @@
+"""Gates without the Prefect UI: the answer forms, the CLI with no terminal, a gate's timeout."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.gate_forms import (
+    GateDecision,
+    GateStopped,
+    decided_options,
+    parse_answer,
+    problems_with,
+)
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import SimSettings
+from tasks.plan.defaults import load_defaults
+from tasks.plan.film import plan_film
+from tasks.plan.screenplay_file import load_screenplay
+from tasks.schema.options import FilmOptions
+from tests.film_helpers import (
+    chain_scenes,
+    film_command,
+    harness_environment,
+    render,
+    sim_stats,
+    write_screenplay,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
+    with start_simulator(
+        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
+    ) as running:
+        yield running
+
+
+def renders(url: str, family: str) -> int:
+    return sum(1 for e in sim_stats(url)["executions"] if e["family"] == family)
+
+
+def test_a_terminal_answer_reads_into_the_same_decision_as_the_form() -> None:
+    assert parse_answer("") == GateDecision()
+    assert parse_answer("stop").then == "stop"
+    decision = parse_answer("keyframe 1, sequence 2, pick 0=1")
+    assert (decision.redo_keyframes, decision.redo_sequences, decision.pick) == ([1], [2], ["0=1"])
+    assert decision.then == "look again"  # a redo on the terminal is shown again
+    with pytest.raises(ValueError, match="cannot read 'frame 1'"):
+        parse_answer("frame 1")
+    with pytest.raises(ValueError, match="SEQ=TAKE"):
+        parse_answer("pick 2")
+
+
+def test_a_decision_is_checked_against_the_plan_and_becomes_plain_options(
+    tmp_path: Path,
+) -> None:
+    scenes = chain_scenes(chains=2, shots=2)
+    plan = plan_film(load_screenplay(write_screenplay(tmp_path, scenes)), load_defaults(), takes=2)
+    wrong = GateDecision(redo_keyframes=[2], redo_sequences=[4], pick=["1=2", "x"])
+    assert problems_with(wrong, plan) == [
+        "keyframe 2: the film's generated keyframes are of chains [0, 1] (an author's image is "
+        "not re-rolled).",
+        "sequence 4: the film has sequences 0 to 3.",
+        "pick 1=2: sequence 1 has takes 0 to 1.",
+        "pick 'x' is not SEQ=TAKE; write e.g. 2=1 (sequence 2, take 1)",
+    ]
+    right = GateDecision(redo_keyframes=[1], redo_sequences=[3], pick=["1=1"])
+    assert problems_with(right, plan) == []
+    once = decided_options(FilmOptions(), right)
+    twice = decided_options(once, right)  # each re-roll at a gate rolls again
+    assert (twice.render.rerender_keyframe, twice.render.rerender) == ((1, 1), (3, 3))
+    assert twice.render.pick == ("1=1",)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_cli_gate_without_a_terminal_ends_the_run_saying_how_to_go_on_and_loses_nothing(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    screenplay = write_screenplay(tmp_path, chain_scenes(chains=2, shots=1))
+    out = tmp_path / "out"
+    env = harness_environment()
+    gated = subprocess.run(
+        film_command(screenplay, out, [sim.url], "--gates", "cast"),
+        env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    said = gated.stdout + gated.stderr
+    assert gated.returncode != 0, said
+    assert "The cast gate needs an answer, and this run has no terminal to ask on" in said
+    assert (renders(sim.url, "image"), renders(sim.url, "ltx")) == (2, 0)
+    folder = out / "test_reel"
+    assert (folder / "gates" / "cast.png").is_file()
+    assert sorted(p.name for p in (folder / "keyframes").iterdir()) == ["chain0.png", "chain1.png"]
+    # The message gives the command that goes on; the terminal may have wrapped it.
+    flat = " ".join(said.split())
+    found = re.search(r"comes from the cache\): (python -m flows\.film .*?) To redo", flat)
+    assert found is not None, said
+    words = shlex.split(found.group(1))
+    assert "--gates" not in words and words[3] == str(screenplay)
+    went_on = subprocess.run(
+        [sys.executable, *words[1:]],
+        env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert went_on.returncode == 0, went_on.stdout + went_on.stderr
+    # Nothing finished was lost: the keyframes came from the cache, only the sequences rendered.
+    assert (renders(sim.url, "image"), renders(sim.url, "ltx")) == (2, 2)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_gate_nobody_answers_ends_the_run_at_its_timeout_and_says_how_to_continue(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    screenplay = write_screenplay(tmp_path, chain_scenes(chains=1, shots=1))
+    with pytest.raises(GateStopped) as stopped:
+        render(screenplay, tmp_path / "out", [sim.url], gates=["cast"], gate_timeout=2)
+    message = str(stopped.value)
+    assert message.startswith("The cast gate had no answer within 2 s: the run ends here.")
+    assert "Everything finished is kept in" in message
+    assert "run the film again without the cast gate" in message
+    assert renders(sim.url, "image") == 1 and renders(sim.url, "ltx") == 0
