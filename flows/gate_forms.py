@@ -79,7 +79,8 @@ class GateRequest:
             f"- [{label}]({where})" if "://" in where else f"- {label}: `{where}`"
             for label, where in self.material
         )
-        pictures = "".join(f"\n\n![{self.gate}]({link})" for link in self.images)
+        # The first picture is the labelled sheet of them all; the rest are linked above.
+        pictures = "".join(f"\n\n![{self.gate}]({link})" for link in self.images[:1])
         return (
             f"## {self.gate} gate: {self.title}\n\n{problems}{self.summary}\n\n"
             f"{items}{pictures}\n\n"

@@ -297,7 +297,7 @@ async def ask_in_prefect(request: GateRequest, wait: str, timeout: int) -> GateD
             answer = await apause_flow_run(
                 wait_for_input=form,
                 timeout=timeout + PAUSE_GRACE_S,
-                poll_interval=min(5, timeout),
+                poll_interval=min(2, timeout),
                 key=key,
             )
     except FlowPauseTimeout as late:
