@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +129,73 @@ def test_a_gate_nobody_answers_ends_the_run_at_its_timeout_and_says_how_to_conti
     assert "Everything finished is kept in" in message
     assert "run the film again without the cast gate" in message
     assert renders(sim.url, "image") == 1 and renders(sim.url, "ltx") == 0
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_cli_gate_on_a_terminal_asks_there_and_redoes_what_it_is_told(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    screenplay = write_screenplay(tmp_path, chain_scenes(chains=1, shots=1))
+    command = film_command(screenplay, tmp_path / "out", [sim.url], "--gates", "cast")
+    with Terminal(command, harness_environment()) as terminal:
+        terminal.wait_for("'stop': end here >")
+        assert "cast gate: Test Reel" in terminal.text and "GPU estimate" in terminal.text
+        terminal.type("keyframe 0")  # redo, then the gate asks again about the new keyframe
+        terminal.wait_for("'stop': end here >", count=2)
+        assert renders(sim.url, "image") == 2
+        terminal.type("")  # Enter: go on
+        assert terminal.exit_code() == 0, terminal.text
+    assert (renders(sim.url, "image"), renders(sim.url, "ltx")) == (2, 1)
+
+
+class Terminal:
+    """A command on a pseudo-terminal: what it printed so far, and keys typed into it."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            command, env={**env, "COLUMNS": "200"}, cwd=REPO, stdin=slave, stdout=slave,
+            stderr=slave, close_fds=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.output = bytearray()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # the command ended and closed its side
+                return
+            if not chunk:
+                return
+            self.output.extend(chunk)
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text.count(text) < count:
+            assert self.process.poll() is None, self.text
+            assert time.monotonic() < deadline, f"never printed {text!r}:\n{self.text}"
+            time.sleep(0.2)
+
+    def type(self, line: str) -> None:
+        os.write(self.master, f"{line}\n".encode())
+
+    def exit_code(self, timeout: float = 120) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        os.close(self.master)
