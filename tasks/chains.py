@@ -17,25 +17,23 @@ import contextlib
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
-from tasks import media
 from tasks.deliver.tables import final_action
 from tasks.dialogue.check import check_dialogue
 from tasks.dialogue.judge import unchecked
 from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.errors import ReelflowError
-from tasks.normalize import measure, normalize_sequence
-from tasks.plan.film import revise_sequence, take_of, with_sequences
+from tasks.normalize import normalize_sequence
+from tasks.plan.film import revise_sequence, with_sequences
+from tasks.plan.takes import take_of
 from tasks.render import carry_frame, render_sequence
 from tasks.runtime.studio import Studio
-from tasks.runtime.workers import off_the_critical_path
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 from tasks.schema.outcomes import (
     Attempt,
     CarriedFrame,
     ChainOutcome,
     ChainStart,
-    Drift,
     Footage,
     RenderedSequence,
     SequenceResult,
@@ -43,7 +41,8 @@ from tasks.schema.outcomes import (
 )
 from tasks.schema.refs import MediaRef
 from tasks.schema.verdicts import SequenceVerdict
-from tasks.takes import kept_take, score_take
+from tasks.take_measure import drift_from, measure_take
+from tasks.takes import kept_take
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ class ChainRun:
             self._report_render(rendered, f" take {number}")
         measured = await asyncio.gather(
             *(
-                self._measure_take(take_of(sequence, number), number, rendered)
+                self._hear_and_measure(take_of(sequence, number), number, rendered)
                 for number, rendered in enumerate(candidates)
             )
         )
@@ -215,45 +214,15 @@ class ChainRun:
             sequence.pick is not None,
         )
 
-    async def _measure_take(
+    async def _hear_and_measure(
         self, sequence: Sequence, number: int, rendered: RenderedSequence
     ) -> tuple[Take, SequenceVerdict, MediaRef]:
-        """Hear one take, and measure its drift from the keyframe and its loudness."""
-        studio = self.studio
-        last_frame = await studio.bind(carry_frame)(studio, rendered)
+        """Hear one take, then measure and score it (`tasks.take_measure`)."""
         verdict = await self._check(sequence, rendered, 1)
-        drift = await self._drift_score(last_frame)
-        level = await off_the_critical_path(measure, await studio.store.fetch(rendered.video))
-        score = score_take(
-            verdict,
-            drift=drift,
-            lufs=level.integrated_lufs,
-            true_peak_dbtp=level.true_peak_dbtp,
-            has_lines=bool(sequence.lines),
-            voice=await self._voice(sequence, rendered),
-        )
-        take = Take(
-            take=number,
-            seed=rendered.seed,
-            video=rendered.video,
-            server=rendered.server,
-            gpu_seconds=rendered.gpu_seconds,
-            verdict=verdict.kind,
-            heard=verdict.heard,
-            drift=None if drift is None else round(drift, 4),
-            lufs=round(level.integrated_lufs, 2),
-            true_peak_dbtp=round(level.true_peak_dbtp, 2),
-            score=score,
+        take, last_frame = await measure_take(
+            self.studio, sequence, number, rendered, verdict, self.keyframe
         )
         return take, verdict, last_frame
-
-    async def _voice(self, sequence: Sequence, rendered: RenderedSequence) -> float | None:
-        """How alike the take's speakers sound to the cast's voices (0-1), for its score.
-
-        The hook for the cast: None until the film has reference voices to compare with
-        (`tasks.cast.voice.match_voice` per line's speaker); a take is then scored on it too.
-        """
-        return None
 
     async def _check(
         self, sequence: Sequence, rendered: RenderedSequence, attempt: int
@@ -276,21 +245,10 @@ class ChainRun:
             budget=self.plan.frame_budget,
         )
 
-    async def _drift_score(self, frame: MediaRef) -> float | None:
-        if self.keyframe is None:
-            return None
-        return (await self._measure_drift(frame)).score
-
-    async def _measure_drift(self, frame: MediaRef) -> Drift:
-        assert self.keyframe is not None
-        return await asyncio.to_thread(
-            media.frame_drift,
-            await self.studio.store.fetch(self.keyframe),
-            await self.studio.store.fetch(frame),
-        )
-
     async def _drift(self, into: int, frame: MediaRef) -> CarriedFrame:
-        return CarriedFrame(into_sequence=into, frame=frame, drift=await self._measure_drift(frame))
+        assert self.keyframe is not None
+        drift = await drift_from(self.studio, self.keyframe, frame)
+        return CarriedFrame(into_sequence=into, frame=frame, drift=drift)
 
     async def _finish(
         self,

@@ -7,7 +7,8 @@ import pytest
 from tasks.cost import GpuLedger, LearnedRates, rates_key
 from tasks.errors import ReelflowError
 from tasks.plan.defaults import load_defaults
-from tasks.plan.film import plan_film, take_of
+from tasks.plan.film import plan_film
+from tasks.plan.takes import take_of
 from tasks.schema.outcomes import Take, TakeScore
 from tasks.schema.refs import MediaRef
 from tasks.schema.screenplay import Screenplay

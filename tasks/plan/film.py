@@ -6,11 +6,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from tasks.errors import Problem, ReelflowError, ScreenplayError
+from tasks.errors import Problem, ScreenplayError
 from tasks.plan.cues import plan_cues
 from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
 from tasks.plan.lint import fix_screenplay, lint_screenplay
-from tasks.plan.seeds import derive_seed, take_seed
+from tasks.plan.seeds import derive_seed
+from tasks.plan.takes import with_takes
 from tasks.schema.film_plan import (
     Chain,
     Change,
@@ -77,7 +78,7 @@ def plan_film(
     warnings.extend(_title_warnings(screenplay))
     groups = _pack(screenplay.scenes, render.fps, budget)
     sequences = _sequences(screenplay, groups, defaults.plan, rerolls or {})
-    sequences = _with_takes(screenplay, sequences, takes, picks or {})
+    sequences = with_takes(screenplay, sequences, takes, picks or {})
     warnings.extend(_tail_warnings(screenplay, sequences))
     chains = _chains(screenplay, sequences, keyframe_rerolls or {})
     score, score_source = _score_choice(screenplay)
@@ -260,37 +261,6 @@ def _negative_prompt(authored: str, rules: PlanRules) -> str:
     return ", ".join(terms)
 
 
-def _with_takes(
-    screenplay: Screenplay, sequences: list[Sequence], takes: int, picks: Mapping[int, int]
-) -> list[Sequence]:
-    """Each sequence's takes (the most any of its scenes asks for, or `takes` for all) and
-    the take a person picked; a pick of a sequence or take that does not exist is refused."""
-    default = screenplay.render.takes
-    planned = [
-        sequence.model_copy(
-            update={
-                "takes": takes
-                or max(screenplay.scenes[s].takes or default for s in sequence.scene_indices),
-                "pick": picks.get(sequence.index),
-            }
-        )
-        for sequence in sequences
-    ]
-    for index, take in sorted(picks.items()):
-        if index >= len(planned):
-            raise ReelflowError(
-                f"--pick {index}={take}: the film has sequences 0 to {len(planned) - 1}; "
-                "pick one of those (`python -m flows.film plan` lists them)."
-            )
-        if take >= planned[index].takes:
-            raise ReelflowError(
-                f"--pick {index}={take}: sequence {index} has {planned[index].takes} take(s), "
-                f"numbered 0 to {planned[index].takes - 1}; pick one of those, or render more "
-                "with --takes."
-            )
-    return planned
-
-
 def _chains(
     screenplay: Screenplay, sequences: list[Sequence], rerolls: Mapping[int, int]
 ) -> list[Chain]:
@@ -409,15 +379,6 @@ def revise_sequence(
             "audio_latent_frames": audio_latent_frames(total, sequence.fps),
             "seed": derive_seed(sequence.seed, "reroll", attempt),
         }
-    )
-
-
-def take_of(sequence: Sequence, take: int) -> Sequence:
-    """One take of a sequence: the same sequence with that take's seed (take 0: unchanged)."""
-    return (
-        sequence
-        if take == 0
-        else sequence.model_copy(update={"seed": take_seed(sequence.seed, take)})
     )
 
 
