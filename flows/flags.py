@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from tasks.errors import ReelflowError
 from tasks.schema.options import FilmOptions
 
 
@@ -94,4 +95,12 @@ def options_from(args: argparse.Namespace) -> FilmOptions:
             document[name] = {sub: values[sub] for sub in model.model_fields}
         else:
             document[name] = values[name]
-    return FilmOptions.model_validate(document)
+    try:
+        return FilmOptions.model_validate(document)
+    except ValidationError as bad:  # one line per flag, no traceback
+        raise ReelflowError(
+            "; ".join(
+                f"{flag_name(str(error['loc'][-1]))}: {error['msg'].removeprefix('Value error, ')}"
+                for error in bad.errors()
+            )
+        ) from None

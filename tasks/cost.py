@@ -84,7 +84,9 @@ async def save_rates(results: WritableFileSystem, rates: LearnedRates) -> None:
 
 
 def minutes(seconds: float) -> str:
-    """GPU time as a person reads it: `45 s`, `12.5 min`, `3.2 h`."""
+    """GPU time as a person reads it: `0.4 s`, `45 s`, `12.5 min`, `3.2 h`."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -221,6 +223,7 @@ def cost_lines(cost: CostEntry) -> list[str]:
         f"{s.stage}: estimated {minutes(s.planned_s)} for the stage, {minutes(s.estimated_s)} "
         f"for the {s.renders} render(s) that ran; spent {minutes(s.spent_s)}"
         for s in cost.stages
+        if s.planned_s or s.renders  # no cues without a score, no keyframes in t2v
     ]
     error = "n/a (nothing rendered)" if cost.error_pct is None else f"{cost.error_pct:+.0f}%"
     lines.append(

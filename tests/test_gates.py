@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,13 +17,16 @@ import pytest
 
 from flows.gate_forms import (
     GateDecision,
+    GateRequest,
     GateStopped,
     decided_options,
     parse_answer,
     problems_with,
 )
+from flows.gates import gate_answerer
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
+from tasks.plan import plan_screenplay
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
 from tasks.plan.screenplay_file import load_screenplay
@@ -199,3 +203,46 @@ class Terminal:
             self.process.kill()
             self.process.wait()
         os.close(self.master)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_final_gate_sends_a_sequence_back_and_the_ledger_counts_the_redo(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    asked: list[GateRequest] = []
+    answers = iter(
+        [
+            GateDecision(),  # takes: go on
+            GateDecision(redo_sequences=[1], then="look again"),  # final: send 1 back
+            GateDecision(),  # final again: approved
+        ]
+    )
+
+    async def director(request: GateRequest, timeout: int) -> GateDecision:
+        asked.append(request)
+        return next(answers)
+
+    screenplay = write_screenplay(tmp_path, chain_scenes(chains=1, shots=2))
+    token = gate_answerer.set(director)  # who answers, as the CLI installs its terminal
+    try:
+        result = render(screenplay, tmp_path / "out", [sim.url], gates=["takes", "final"], takes=2)
+    finally:
+        gate_answerer.reset(token)
+
+    assert [(r.gate, r.round) for r in asked] == [("takes", 1), ("final", 1), ("final", 2)]
+    assert asked[0].estimate.startswith("GPU estimate of what remains: ")
+    assert [label for label, _ in asked[1].material] == ["the film"]
+    # 1 keyframe, 2 takes of 2 sequences, then sequence 1's 2 takes again; nothing else.
+    assert (renders(sim.url, "image"), renders(sim.url, "ltx")) == (1, 6)
+    rerolled = plan_screenplay(screenplay, FilmOptions.of(takes=2, rerender=[1]))
+    manifest = json.loads((Path(result.folder) / "manifest.json").read_text())
+    kept = manifest["sequences"][1]
+    assert kept["takes"][0]["seed"] == rerolled.sequences[1].seed  # take 0: its new seed
+    cost = manifest["cost"]
+    assert [(s["stage"], s["renders"]) for s in cost["stages"]] == [
+        ("keyframes", 1),
+        ("sequences", 6),
+        ("cues", 0),
+    ]
+    assert cost["spent_s"] == pytest.approx(sum(s["spent_s"] for s in cost["stages"]), abs=0.2)
+    assert "GPU estimate beside GPU spent" in (Path(result.folder) / "report.md").read_text()
