@@ -98,17 +98,11 @@ class ChainRun:
         for position, index in enumerate(chain.sequences):
             following = self._following(position)
             self.current = index
-            renders, self.ahead = (
-                self.ahead or self._render_takes(self.plan.sequences[index], start),
-                [],
-            )
+            renders = self.ahead or self._render_takes(self.plan.sequences[index], start)
+            self.ahead = []
             first = await self._first_render(self.plan.sequences[index], renders, following)
-            sequence, rendered, carry, verdict = (
-                first.sequence,
-                first.rendered,
-                first.carry,
-                first.verdict,
-            )
+            sequence, rendered, carry = first.sequence, first.rendered, first.carry
+            verdict = first.verdict
             attempts: list[Attempt] = []
             heard: list[HeardRender] = []
             while True:
@@ -143,13 +137,13 @@ class ChainRun:
                 self.carried.append(await self._drift(following.index, carry))
             start = carry
 
-    def _report_render(self, rendered: RenderedSequence, take: str = "") -> None:
-        events = self.studio.events
+    def _report_render(self, rendered: RenderedSequence, take: int | None = None) -> None:
+        events, which = self.studio.events, "" if take is None else f" take {take}"
         events.render_done(
-            f"sequence {rendered.index}{take}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
+            f"sequence {rendered.index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}{which}"
         )
         events.outcome(
-            f"sequence {rendered.index}{take}: rendered {rendered.seconds:.1f} s with seed "
+            f"sequence {rendered.index}{which}: rendered {rendered.seconds:.1f} s with seed "
             f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
         )
 
@@ -184,7 +178,7 @@ class ChainRun:
                 await cancel_render(task)
             raise
         for number, rendered in enumerate(candidates):
-            self._report_render(rendered, f" take {number}")
+            self._report_render(rendered, number)
         measured = await asyncio.gather(
             *(
                 self._hear_and_measure(take_of(sequence, number), number, rendered)

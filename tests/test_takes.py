@@ -22,6 +22,7 @@ from flows.flags import options_from
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
 from tasks import media
+from tasks.deliver.takes import take_video
 from tasks.plan import plan_screenplay
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult, SequenceResult
@@ -88,7 +89,7 @@ def test_two_takes_of_three_sequences_keep_the_best_scored_and_a_pick_rerenders_
     # The takes differ (seeded drift), so the picture shows which one went into the cut.
     clips = sorted((folder / "sequences").glob("seq*.mp4"))
     for n, kept in enumerate(sequences):
-        candidates = [folder / "takes" / f"seq{n:03d}_take{t}.mp4" for t in (0, 1)]
+        candidates = [folder / take_video(n, take) for take in kept.takes]
         ends = [frame(video, "last") for video in candidates]
         cut_end = frame(clips[n], "last")
         distance = [np.abs(cut_end - end).mean() for end in ends]

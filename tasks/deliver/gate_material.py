@@ -102,7 +102,7 @@ async def takes_material(studio: Studio, results: Seq[SequenceResult], folder: P
     for result in results:
         for take in result.takes:
             n = result.sequence.index
-            files.append((f"seq {n} take {take.take}", folder / take_video(n, take.take)))
+            files.append((f"seq {n} take {take.take}", folder / take_video(n, take)))
     several = [r for r in results if r.takes]
     summary = (
         f"{len(results)} sequence(s) rendered; {len(several)} in several takes, the best-scored "

@@ -78,8 +78,8 @@ class SequenceView:
                 take=take,
                 kept=take.take == result.kept_take,
                 picked=take.take == result.kept_take and result.picked,
-                video=quote(take_video(self.index, take.take)),
-                last_frame=quote(take_frame(self.index, take.take)),
+                video=quote(take_video(self.index, take)),
+                last_frame=quote(take_frame(self.index, take)),
                 pick=None
                 if take.take == result.kept_take
                 else pick_for(Path(rerender.screenplay), rerender.run, self.index, take.take),
