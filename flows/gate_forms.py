@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.input import RunInput
 from pydantic import Field
@@ -71,6 +71,18 @@ class GateRequest:
     """What was wrong with the previous answer, if anything."""
     images: list[str] = field(default_factory=list)
     """Links of the material's pictures, shown in the form's description."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """A table to judge by (the takes gate: every take and its score)."""
+
+    def _table(self) -> list[str]:
+        if not self.rows:
+            return []
+        columns = list(self.rows[0])
+        return [
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            *("| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in self.rows),
+        ]
 
     def markdown(self) -> str:
         """The request as the Prefect resume form's description (and the gate's artifact)."""
@@ -83,7 +95,7 @@ class GateRequest:
         pictures = "".join(f"\n\n![{self.gate}]({link})" for link in self.images[:1])
         return (
             f"## {self.gate} gate: {self.title}\n\n{problems}{self.summary}\n\n"
-            f"{items}{pictures}\n\n"
+            f"{items}{pictures}\n\n" + "".join(f"{line}\n" for line in self._table()) + "\n"
             f"**{self.estimate}.** {self.redo_costs}\n\n"
             "Answer in the form: leave it empty and *go on* to approve; or list keyframes "
             "(chains) or sequences to re-roll, or takes to pick as SEQ=TAKE. *look again* "
@@ -94,8 +106,13 @@ class GateRequest:
         """The request for a terminal."""
         lines = [f"{self.gate} gate: {self.title}", *self.problems, self.summary]
         lines += [f"  {label}: {where}" for label, where in self.material]
+        lines += self._table()
         lines += [f"{self.estimate}. {self.redo_costs}"]
         return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def problems_with(decision: GateDecision, plan: FilmPlan) -> list[str]:

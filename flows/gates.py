@@ -214,6 +214,7 @@ class Gates:
                 redo_costs=self._redo_costs(),
                 problems=problems,
                 images=images,
+                rows=made.rows,
             )
             await publish_gate(gate, request.markdown(), images, made.rows)
             studio.events.stage(f"{gate} gate: {request.estimate}; waiting for a decision")
