@@ -4,8 +4,9 @@ actually spent, and rates that learn from the renders of the same server.
 The plan's estimate (`plan.estimate`) uses the rates in config/defaults.toml. After each run
 the GPU seconds measured per stage are compared with what those default rates said the same
 renders would take, and the sums are kept in the store, with the cached results
-(`results/estimates/<servers>.json`; in a bucket, under the results prefix). The next run on the same servers scales each stage's default estimate by
-measured / estimated, so its estimate is closer; the manifest reports how far off it was.
+(`results/estimates/<servers>.json`; in a bucket, under the results prefix). The next run on
+the same servers scales each stage's default estimate by measured / estimated, so its
+estimate is closer; the manifest reports how far off it was.
 """
 
 from __future__ import annotations
