@@ -17,6 +17,7 @@ from rich.text import Text
 from flows.flags import add_option_flags, options_from
 from flows.plan_report import plan_document, print_plan
 from tasks.comfyui.errors import ComfyUIError, PreflightFailed
+from tasks.cost import cost_lines
 from tasks.deliver.listing import loudness_sentence
 from tasks.deliver.tables import (
     dialogue_rows,
@@ -97,6 +98,7 @@ def run_render(argv: list[str], console: Console) -> int:
     from flows.console import RichSink, terse_prefect_console
     from flows.ephemeral import start_tied_server
     from flows.film import film
+    from flows.gates import gate_answerer, no_terminal, terminal_answerer
     from flows.progress import progress_sink
 
     args = _render_parser().parse_args(argv)
@@ -114,12 +116,15 @@ def run_render(argv: list[str], console: Console) -> int:
     start_tied_server()
     with RichSink(console) as sink:
         token = progress_sink.set(sink)
+        # gates ask on this terminal; with none, a gate ends the run and says how to go on
+        asks = gate_answerer.set(terminal_answerer(sink) if sys.stdin.isatty() else no_terminal)
         try:
             result = asyncio.run(film(screenplay=str(args.screenplay), options=options))
         except Exception as failure:
             raise RunFailed(failure, args.screenplay, options) from failure
         finally:
             progress_sink.reset(token)
+            gate_answerer.reset(asks)
     print_summary(result, console)
     return EXIT_OK
 
@@ -274,6 +279,8 @@ def print_summary(result: FilmResult, console: Console) -> None:
     console.print(Text(loudness_sentence(result.loudness)))
     for warning in warnings_of(in_order(result.chains)):
         console.print(Text(f"warning {warning}", style="yellow"))
+    for line in cost_lines(result.cost) if result.cost else ():
+        console.print(f"GPU {line}")
     kind = ", an ANIMATIC" if result.animatic else ""
     console.print(
         Text.assemble(

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.gates import Gates
 from flows.run import open_run, refusals_fail_plainly
 from tasks.chains import render_chains
 from tasks.deliver import deliver_film, publish_dailies
@@ -39,12 +40,16 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
     source = screenplay_file(screenplay, options)  # a path on the worker, or s3://bucket/key
     plan = plan_screenplay(source, options)  # scenes -> sequences, chains, cues
     async with open_run(plan, source, options) as studio:  # servers, store, preflight
+        gates = await Gates.open(studio, plan)  # the GPU estimate before any GPU work
         keyframes = await make_keyframes(studio, plan)  # each chain's start image
+        plan, keyframes = await gates.cast(plan, keyframes)  # gate: the keyframes
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward
         footage = await render_chains(studio, plan, keyframes)
+        footage = await gates.takes(footage)  # gate: every take, before score and mux
         score = await compose_score(studio, footage)  # ACE-Step cues, crossfaded
         film_file = await mux_film(studio, footage, score)  # picture, dialogue, score
-        delivered = await deliver_film(studio, footage, score, film_file)  # the film folder
+        footage, score, film_file = await gates.final(footage, score, film_file)  # gate: the cut
+        delivered = await deliver_film(studio, footage, score, film_file, gates.cost())
         return await publish_dailies(studio, footage, score, delivered)  # review.html
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from tasks.errors import ReelflowError
 from tasks.schema.options import FilmOptions
 
 
@@ -41,10 +42,13 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, field: FieldInfo) -> No
         return
     if get_origin(kind) is tuple:
         item = get_args(kind)[0]
+        # A list of choices (`--gates cast --gates final`): each value one of them.
+        choices = get_args(item) if get_origin(item) is Literal else None
         group.add_argument(
             flag_name(name),
             dest=name,
-            type=item,
+            type=str if choices else item,
+            choices=choices,
             action="append",
             default=[],
             metavar=metavar,
@@ -91,4 +95,12 @@ def options_from(args: argparse.Namespace) -> FilmOptions:
             document[name] = {sub: values[sub] for sub in model.model_fields}
         else:
             document[name] = values[name]
-    return FilmOptions.model_validate(document)
+    try:
+        return FilmOptions.model_validate(document)
+    except ValidationError as bad:  # one line per flag, no traceback
+        raise ReelflowError(
+            "; ".join(
+                f"{flag_name(str(error['loc'][-1]))}: {error['msg'].removeprefix('Value error, ')}"
+                for error in bad.errors()
+            )
+        ) from None

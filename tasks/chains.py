@@ -5,6 +5,9 @@ Per sequence: render -> check dialogue -> normalize -> carry the last frame forw
 While the dialogue of sequence N is being heard (CPU), sequence N+1 already renders from
 N's last frame (GPU). If N must be re-rendered, that speculative render is cancelled (the
 client withdraws it from the server) and N+1 renders again from the new last frame.
+
+A sequence with several takes renders them all at once, hears and scores each (`tasks.takes`),
+and carries forward the best one (or the one picked by hand); re-renders then apply to it.
 """
 
 from __future__ import annotations
@@ -13,17 +16,16 @@ import asyncio
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
-from tasks import media
+from tasks.chain_stops import ChainStop, describe_failure, raise_if_failed
 from tasks.deliver.tables import final_action
 from tasks.dialogue.check import check_dialogue
 from tasks.dialogue.judge import unchecked
 from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.repeats import HeardRender, stop_repeats
-from tasks.errors import DiskFull, ReelflowError
 from tasks.normalize import normalize_sequence
 from tasks.plan.film import revise_sequence, with_sequences
+from tasks.plan.takes import take_of
 from tasks.render import carry_frame, render_sequence
-from tasks.runtime.disk import disk_full, failing_path, is_disk_full
 from tasks.runtime.studio import Studio
 from tasks.runtime.withdraw import withdraw
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
@@ -35,9 +37,25 @@ from tasks.schema.outcomes import (
     Footage,
     RenderedSequence,
     SequenceResult,
+    Take,
 )
 from tasks.schema.refs import MediaRef
 from tasks.schema.verdicts import SequenceVerdict
+from tasks.take_measure import drift_from, measure_take
+from tasks.takes import kept_take
+
+
+@dataclass(frozen=True)
+class FirstRender:
+    """A sequence's first render as kept: the only take, or the best (or picked) of several."""
+
+    sequence: Sequence
+    rendered: RenderedSequence
+    carry: MediaRef | None
+    verdict: SequenceVerdict
+    takes: tuple[Take, ...] = ()
+    kept: int = 0
+    picked: bool = False
 
 
 class ChainRun:
@@ -51,7 +69,7 @@ class ChainRun:
         self.carried: list[CarriedFrame] = []
         self.finishing: list[tuple[int, asyncio.Task[SequenceResult]]] = []
         self.current = chain.sequences[0]
-        self.ahead: asyncio.Task[RenderedSequence] | None = None
+        self.ahead: list[asyncio.Task[RenderedSequence]] = []  # the next sequence's takes
         self.rendered: set[int] = set()
         """Sequences whose render is in the store and stands (no re-render asked since)."""
 
@@ -60,30 +78,36 @@ class ChainRun:
             self.studio.bind(render_sequence)(self.studio, self.plan, sequence, start)
         )
 
+    def _render_takes(
+        self, sequence: Sequence, start: MediaRef | None
+    ) -> list[asyncio.Task[RenderedSequence]]:
+        """Every take of a sequence at once: the GPU slots queue them."""
+        return [self._render(take_of(sequence, take), start) for take in range(sequence.takes)]
+
+    async def cancel_ahead(self, reason: str) -> None:
+        """Withdraw the speculative renders of the next sequence."""
+        ahead, self.ahead = self.ahead, []
+        for task in ahead:
+            await cancel_render(task, reason)
+
+    def _following(self, position: int) -> Sequence | None:
+        members = self.chain.sequences
+        return self.plan.sequences[members[position + 1]] if position + 1 < len(members) else None
+
     async def run(self, keyframe: MediaRef | None) -> None:
         chain, studio = self.chain, self.studio
         self.keyframe = start = keyframe
         for position, index in enumerate(chain.sequences):
-            sequence, attempts = self.plan.sequences[index], []
-            heard: list[HeardRender] = []
+            following = self._following(position)
             self.current = index
+            renders = self.ahead or self._render_takes(self.plan.sequences[index], start)
+            self.ahead = []
+            first = await self._first_render(self.plan.sequences[index], renders, following)
+            sequence, rendered, carry = first.sequence, first.rendered, first.carry
+            verdict = first.verdict
+            attempts: list[Attempt] = []
+            heard: list[HeardRender] = []
             while True:
-                rendered = await (self.ahead or self._render(sequence, start))
-                self.ahead, carry = None, None
-                self.rendered.add(index)
-                studio.events.render_done(
-                    f"sequence {index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}"
-                )
-                studio.events.outcome(
-                    f"sequence {index}: rendered {rendered.seconds:.1f} s with seed "
-                    f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
-                )
-                if position + 1 < len(chain.sequences):
-                    carry = await studio.bind(carry_frame)(studio, rendered)
-                    self.ahead = self._render(
-                        self.plan.sequences[chain.sequences[position + 1]], carry
-                    )
-                verdict = await self._check(sequence, rendered, len(attempts) + 1)
                 heard.append(HeardRender(media_sha256=rendered.video.sha256, verdict=verdict))
                 verdict = stop_repeats(heard, self.policy)
                 attempts.append(
@@ -97,25 +121,112 @@ class ChainRun:
                 revised = self._revision(sequence, verdict, len(attempts))
                 if revised is None or verdict.rerender is None:
                     break
-                self.rendered.discard(index)
                 change = verdict.rerender.describe(revised.seed, revised.frames - sequence.frames)
                 studio.events.stage(
                     f"sequence {index}: {verdict.kind}; re-rendering with {change} "
                     f"(attempt {len(attempts) + 1})"
                 )
-                if self.ahead is not None:
-                    await cancel_render(
-                        self.ahead,
-                        f"sequence {index} is rendered again, so the next one must start "
-                        "from its new last frame",
-                    )
-                self.ahead, sequence = None, revised
+                self.rendered.discard(index)
+                await self.cancel_ahead(
+                    f"sequence {index} is rendered again, so the next one must start from its "
+                    "new last frame"
+                )
+                sequence = revised
+                rendered = await self._render(sequence, start)
+                self._report_render(rendered)
+                carry = await self._carry_on(rendered, following)
+                verdict = await self._check(sequence, rendered, len(attempts) + 1)
             self.finishing.append(
-                (index, asyncio.create_task(self._finish(sequence, rendered, tuple(attempts))))
+                (
+                    index,
+                    asyncio.create_task(self._finish(sequence, rendered, tuple(attempts), first)),
+                )
             )
-            if carry is not None and self.keyframe is not None:
-                self.carried.append(await self._drift(chain.sequences[position + 1], carry))
+            if carry is not None and self.keyframe is not None and following is not None:
+                self.carried.append(await self._drift(following.index, carry))
             start = carry
+
+    def _report_render(self, rendered: RenderedSequence, take: int | None = None) -> None:
+        self.rendered.add(rendered.index)
+        events, which = self.studio.events, "" if take is None else f" take {take}"
+        events.render_done(
+            f"sequence {rendered.index}", f"{rendered.seconds:.1f} s, seed {rendered.seed}{which}"
+        )
+        events.outcome(
+            f"sequence {rendered.index}{which}: rendered {rendered.seconds:.1f} s with seed "
+            f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
+        )
+
+    async def _carry_on(
+        self, rendered: RenderedSequence, following: Sequence | None
+    ) -> MediaRef | None:
+        """The last frame into the next sequence, whose takes start rendering at once (while
+        this one is heard); None at the end of the chain."""
+        if following is None:
+            return None
+        carry = await self.studio.bind(carry_frame)(self.studio, rendered)
+        self.ahead = self._render_takes(following, carry)
+        return carry
+
+    async def _first_render(
+        self,
+        sequence: Sequence,
+        renders: list[asyncio.Task[RenderedSequence]],
+        following: Sequence | None,
+    ) -> FirstRender:
+        """The sequence's first render: one take as it is, or every take heard, measured and
+        scored, and the best one (or the one picked by hand) kept and carried forward."""
+        if len(renders) == 1:
+            rendered = await renders[0]
+            self._report_render(rendered)
+            carry = await self._carry_on(rendered, following)
+            return FirstRender(sequence, rendered, carry, await self._check(sequence, rendered, 1))
+        try:
+            candidates = await asyncio.gather(*renders)
+        except BaseException:  # one take failed for good: the others are not wanted either
+            for task in renders:
+                await cancel_render(task, f"a take of sequence {sequence.index} failed")
+            raise
+        for number, rendered in enumerate(candidates):
+            self._report_render(rendered, number)
+        measured = await asyncio.gather(
+            *(
+                self._hear_and_measure(take_of(sequence, number), number, rendered)
+                for number, rendered in enumerate(candidates)
+            )
+        )
+        takes = tuple(take for take, _, _ in measured)
+        kept = kept_take(takes, sequence.pick)
+        _, verdict, last_frame = measured[kept]
+        scores = ", ".join(f"{t.score.total:.2f}" for t in takes)
+        how = "picked by hand" if sequence.pick is not None else "best score"
+        self.studio.events.outcome(
+            f"sequence {sequence.index}: {len(takes)} takes scored {scores}; "
+            f"take {kept} kept ({how})"
+        )
+        carry = None
+        if following is not None:
+            carry = last_frame
+            self.ahead = self._render_takes(following, carry)
+        return FirstRender(
+            take_of(sequence, kept),
+            candidates[kept],
+            carry,
+            verdict,
+            takes,
+            kept,
+            sequence.pick is not None,
+        )
+
+    async def _hear_and_measure(
+        self, sequence: Sequence, number: int, rendered: RenderedSequence
+    ) -> tuple[Take, SequenceVerdict, MediaRef]:
+        """Hear one take, then measure and score it (`tasks.take_measure`)."""
+        verdict = await self._check(sequence, rendered, 1)
+        take, last_frame = await measure_take(
+            self.studio, sequence, number, rendered, verdict, self.keyframe
+        )
+        return take, verdict, last_frame
 
     async def _check(
         self, sequence: Sequence, rendered: RenderedSequence, attempt: int
@@ -140,21 +251,27 @@ class ChainRun:
 
     async def _drift(self, into: int, frame: MediaRef) -> CarriedFrame:
         assert self.keyframe is not None
-        drift = await asyncio.to_thread(
-            media.frame_drift,
-            await self.studio.store.fetch(self.keyframe),
-            await self.studio.store.fetch(frame),
-        )
+        drift = await drift_from(self.studio, self.keyframe, frame)
         return CarriedFrame(into_sequence=into, frame=frame, drift=drift)
 
     async def _finish(
-        self, sequence: Sequence, rendered: RenderedSequence, attempts: tuple[Attempt, ...]
+        self,
+        sequence: Sequence,
+        rendered: RenderedSequence,
+        attempts: tuple[Attempt, ...],
+        first: FirstRender,
     ) -> SequenceResult:
         """Normalize the kept render (off the GPU-feeding path) and report it finished."""
         studio = self.studio
         finished = await studio.bind(normalize_sequence)(studio, rendered, attempts[-1].verdict)
         result = SequenceResult(
-            sequence=sequence, rendered=rendered, attempts=attempts, finished=finished
+            sequence=sequence,
+            rendered=rendered,
+            attempts=attempts,
+            finished=finished,
+            takes=first.takes,
+            kept_take=first.kept,
+            picked=first.picked,
         )
         before, after = finished.before.integrated_lufs, finished.after.integrated_lufs
         change = f"{finished.gain_db:+.1f} dB" if finished.gain_db else finished.gain_reason
@@ -176,29 +293,10 @@ class ChainRun:
         return kept, None, None
 
 
-@dataclass(frozen=True)
-class ChainStop:
-    """Why a chain stopped (None: its keyframe failed before it began) and how many of its
-    sequences were rendered and kept by then."""
-
-    error: BaseException | None
-    rendered: int
 
 
-class FilmFailed(ReelflowError):
-    """Some sequences could not be rendered; everything finished is kept for the re-run."""
-
-    def __init__(self, message: str, causes: Seq[BaseException] = ()) -> None:
-        super().__init__(message)
-        self.causes = tuple(causes)
 
 
-def describe_failure(error: BaseException) -> str:
-    """A chain's failure in one line: a full disk is named with its free space."""
-    if is_disk_full(error) and not isinstance(error, DiskFull):
-        path = failing_path(error)
-        error = disk_full(path) if path is not None else error
-    return str(error) if isinstance(error, ReelflowError) else f"{type(error).__name__}: {error}"
 
 
 async def render_chain(
@@ -220,11 +318,11 @@ async def render_chain(
             await run.run(start.keyframe)
         except Exception as raised:  # the chain stops here; other chains go on
             error, stopped = raised, run.current
-            ahead = run.ahead
             # A render-ahead that already finished is in the store: the re-run has it.
-            if ahead and ahead.done() and not ahead.cancelled() and ahead.exception() is None:
-                run.rendered.add(ahead.result().index)
-            await cancel_render(run.ahead, f"chain {chain.index} stopped")
+            for ahead in run.ahead:
+                if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                    run.rendered.add(ahead.result().index)
+            await run.cancel_ahead(f"chain {chain.index} stopped")
     sequences, unfinished, at = await run.results()
     if error is None and unfinished is not None:
         error, stopped = unfinished, at
@@ -257,52 +355,13 @@ async def render_chains(studio: Studio, plan: FilmPlan, starts: Seq[ChainStart])
                 for chain, start in zip(plan.chains, starts, strict=True)
             )
         )
-    _raise_if_failed(plan, outcomes, studio, stops)
+    raise_if_failed(plan, outcomes, studio, stops)
     rendered = sorted((r for o in outcomes for r in o.sequences), key=lambda r: r.sequence.index)
     return Footage(
         plan=with_sequences(plan, [r.sequence for r in rendered]), chains=tuple(outcomes)
     )
 
 
-def _raise_if_failed(
-    plan: FilmPlan,
-    outcomes: Seq[ChainOutcome],
-    studio: Studio,
-    stops: dict[int, ChainStop] | None = None,
-) -> None:
-    """Raise FilmFailed naming each stopped chain; "rendered" counts the renders made and kept
-    (in the store, so a re-run does not make them again), not only the fully finished ones."""
-    failed = [o for o in outcomes if o.failure is not None]
-    if not failed:
-        return
-    known = stops or {}
-
-    def rendered(outcome: ChainOutcome) -> int:
-        stop = known.get(outcome.chain)
-        return stop.rendered if stop is not None else len(outcome.sequences)
-
-    done = sum(rendered(o) for o in outcomes)
-    lines = [
-        f"chain {o.chain} stopped at sequence {o.failed_sequence} "
-        f"({rendered(o)} of {len(plan.chains[o.chain].sequences)} rendered): {o.failure}"
-        for o in failed
-    ]
-    raise FilmFailed(
-        "\n".join(
-            [
-                f"{len(failed)} of {len(plan.chains)} chain(s) failed; "
-                f"{done} of {len(plan.sequences)} sequences rendered:",
-                *lines,
-                f"Renders that reached the media store ({studio.store.location}) are kept; "
-                "run the same command again to continue where it stopped.",
-            ]
-        ),
-        causes=[
-            stop.error
-            for o in failed
-            if (stop := known.get(o.chain)) is not None and stop.error is not None
-        ],
-    )
 
 
 async def cancel_render(

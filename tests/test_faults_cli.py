@@ -22,7 +22,7 @@ from prefect.states import Failed
 from flows.cli import exit_code_of
 from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
 from sim.settings import Faults, SimSettings
-from tasks.chains import FilmFailed
+from tasks.chain_stops import FilmFailed
 from tasks.comfyui.client import ComfyUIClient
 from tasks.comfyui.errors import PreflightFailed, ServerDown, ServerError, ServerUnreachable
 from tasks.errors import (

@@ -32,14 +32,28 @@ def _value(field: FieldInfo) -> st.SearchStrategy[Any]:
     if get_origin(kind) is Literal:
         return st.sampled_from(get_args(kind))
     if get_origin(kind) is tuple:
-        item = st.integers(0, 40) if get_args(kind)[0] is int else WORDS
-        return st.lists(item, max_size=3).map(tuple)
+        return st.lists(_item(field), max_size=3).map(tuple)
     if kind is int:
-        return st.integers(0, 10_000)
+        low = bounds["Ge"].ge if "Ge" in bounds else 0  # type: ignore[attr-defined]
+        high = bounds["Le"].le if "Le" in bounds else 10_000  # type: ignore[attr-defined]
+        return st.integers(low, high)
     if kind is float:
         low, high = bounds["Ge"].ge, bounds["Le"].le  # type: ignore[attr-defined]
         return st.floats(low, high, allow_nan=False)
     return WORDS | st.just(field.default)
+
+
+def _item(field: FieldInfo) -> st.SearchStrategy[Any]:
+    """One entry of a list option: a number, one of its choices, a SEQ=TAKE pair, or words."""
+    item = get_args(field.annotation)[0]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if item is int:
+        return st.integers(0, 40)
+    if get_origin(item) is Literal:
+        return st.sampled_from(get_args(item))
+    if extra.get("metavar") == "SEQ=TAKE":
+        return st.tuples(st.integers(0, 40), st.integers(0, 8)).map(lambda p: f"{p[0]}={p[1]}")
+    return WORDS
 
 
 def _model(model: type[BaseModel]) -> st.SearchStrategy[Any]:

@@ -35,7 +35,15 @@ from tasks.mux import subtitled_path
 from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.schema.outcomes import Deliverables, FilmFile, Footage, RenderedSequence, ScoreResult
+from tasks.schema.outcomes import (
+    Deliverables,
+    FilmFile,
+    Footage,
+    RenderedSequence,
+    ScoreResult,
+    SequenceResult,
+)
+from tasks.schema.record import CostEntry
 from tasks.schema.refs import MediaRef
 from tasks.subtitles import subtitle_cues_of, write_subtitles
 
@@ -43,10 +51,15 @@ REPORT_ARTIFACT_KEY = "film-report"
 
 
 async def deliver_film(
-    studio: Studio, footage: Footage, score: ScoreResult | None, film: FilmFile
+    studio: Studio,
+    footage: Footage,
+    score: ScoreResult | None,
+    film: FilmFile,
+    cost: CostEntry | None = None,
 ) -> Deliverables:
     """The film folder an editor takes away: film, master, stems, subtitles, score,
-    sequences, timelines, contact sheet, manifest and report."""
+    sequences, timelines, contact sheet, manifest and report (`cost`: the GPU estimate beside
+    what was spent)."""
     plan, sequences = footage.plan, footage.sequences
     return await write_film_folder(
         studio,
@@ -64,6 +77,8 @@ async def deliver_film(
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
         names=film_names(plan.title, sequences, studio.options.render.rerender),
+        takes={r.sequence.index: r for r in sequences if r.takes},
+        cost=cost,
     )
 
 
@@ -88,6 +103,8 @@ async def write_film_folder(
     timings: Mapping[str, float],
     cached_sequences: Collection[int] = (),
     names: FilmNames | None = None,
+    takes: Mapping[int, SequenceResult] | None = None,
+    cost: CostEntry | None = None,
 ) -> Deliverables:
     """Write every deliverable beside the muxed film; publish the report as a Prefect artifact.
 
@@ -145,7 +162,17 @@ async def write_film_folder(
         contact_sheet=sheet,
         manifest=folder / "manifest.json",
         record=manifest_document(
-            studio, plan, film, renders, score, animatic, timings, set(cached_sequences), names
+            studio,
+            plan,
+            film,
+            renders,
+            score,
+            animatic,
+            timings,
+            set(cached_sequences),
+            names,
+            takes,
+            cost,
         ),
         report=folder / "report.md",
     )

@@ -6,21 +6,51 @@ from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
+from tasks.cost import cost_lines
 from tasks.deliver.listing import deliverable_files, loudness_sentence
 from tasks.deliver.names import FilmNames
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
-from tasks.schema.outcomes import Deliverables, FilmFile, RenderedSequence, ScoreResult
+from tasks.schema.outcomes import (
+    Deliverables,
+    FilmFile,
+    RenderedSequence,
+    ScoreResult,
+    SequenceResult,
+)
 from tasks.schema.record import (
     CacheHits,
+    CostEntry,
     CueEntry,
     FilmEntry,
     GpuEntry,
     KeyframeEntry,
     Manifest,
     SequenceEntry,
+    TakeEntry,
     TemplateEntry,
 )
+
+
+def take_entries(result: SequenceResult) -> dict[str, object]:
+    """A sequence's takes, its kept take and whether a person picked it, for its entry."""
+    return {
+        "takes": [
+            TakeEntry(
+                take=take.take,
+                seed=take.seed,
+                sha256=take.video.sha256,
+                verdict=take.verdict,
+                drift=take.drift,
+                lufs=take.lufs,
+                score=take.score.total,
+                parts=take.score.model_dump(exclude={"total"}),
+            )
+            for take in result.takes
+        ],
+        "kept_take": result.kept_take,
+        "picked": result.picked,
+    }
 
 
 def manifest_document(
@@ -33,9 +63,14 @@ def manifest_document(
     timings: Mapping[str, float],
     cached_sequences: set[int],
     names: FilmNames,
+    takes: Mapping[int, SequenceResult] | None = None,
+    cost: CostEntry | None = None,
 ) -> Manifest:
-    """Everything needed to reproduce or audit the film (`with_files` adds the file names)."""
+    """Everything needed to reproduce or audit the film (`with_files` adds the file names;
+    `takes`: the results of sequences rendered in several takes; `cost`: the GPU estimate
+    beside what was spent)."""
     cues = score.renders if score is not None else ()
+    takes = takes or {}
     versions = dict(zip(names.sequences, names.sequence_versions, strict=True))
     named = dict(zip((r.index for r in renders), names.sequences, strict=True))
     return Manifest(
@@ -75,6 +110,7 @@ def manifest_document(
                 gpu_seconds=round(r.gpu_seconds, 3),
                 cached=r.index in cached_sequences,
                 sha256=r.video.sha256,
+                **(take_entries(takes[r.index]) if r.index in takes else {}),
             )
             for r in renders
         ],
@@ -102,6 +138,7 @@ def manifest_document(
         ),
         loudness=film.loudness,
         spoken_lines=len(film.lines),
+        cost=cost,
     )
 
 
@@ -169,5 +206,15 @@ def report_markdown(
         f"{loudness_sentence(film.loudness)}\n\n{subtitles}\n\n"
         f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
         f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
-        f"Timings: {timings or 'not recorded'}.\n\n" + "\n".join(links) + "\n"
+        f"Timings: {timings or 'not recorded'}.\n\n"
+        + _cost_section(manifest)
+        + "\n".join(links)
+        + "\n"
     )
+
+
+def _cost_section(manifest: Manifest) -> str:
+    if manifest.cost is None:
+        return ""
+    lines = "\n".join(f"- {line}" for line in cost_lines(manifest.cost))
+    return f"GPU estimate beside GPU spent:\n\n{lines}\n\n"

@@ -14,6 +14,7 @@ import asyncio
 import os
 import re
 from collections.abc import Callable
+from collections.abc import Sequence as Seq
 from datetime import timedelta
 from html import escape
 from pathlib import Path
@@ -26,6 +27,7 @@ from tasks.runtime.files import copy_atomic
 from tasks.runtime.store import call_filesystem
 from tasks.runtime.studio import Studio
 from tasks.schema.outcomes import Deliverables, Footage, Shared
+from tasks.schema.refs import MediaRef
 
 LINK_DAYS = 7
 """Presigned links live this long (S3's longest for signature version 4)."""
@@ -73,19 +75,25 @@ async def share_film(studio: Studio, footage: Footage, delivered: Deliverables) 
 
 async def _keyframes(studio: Studio, footage: Footage, folder: Path) -> list[Path]:
     """Each chain's keyframe as `keyframes/chainN.png` in the film folder."""
+    return await keyframe_files(studio, [(c.chain, c.keyframe) for c in footage.chains], folder)
+
+
+async def keyframe_files(
+    studio: Studio, keyframes: Seq[tuple[int, MediaRef | None]], folder: Path
+) -> list[Path]:
+    """Each (chain, keyframe) as `keyframes/chainN.png` in the film folder (None: no image)."""
     written = []
-    for chain in footage.chains:
-        if chain.keyframe is None:
+    for chain, keyframe in keyframes:
+        if keyframe is None:
             continue
-        local = await studio.store.fetch(chain.keyframe)
-        target = folder / "keyframes" / f"chain{chain.chain}{chain.keyframe.suffix}"
+        local = await studio.store.fetch(keyframe)
+        target = folder / "keyframes" / f"chain{chain}{keyframe.suffix}"
         written.append(await asyncio.to_thread(copy_atomic, local, target))
     return written
 
 
-async def _share_in_bucket(
-    bucket: S3Bucket, folder: Path, files: dict[str, Path], keyframes: list[Path]
-) -> Shared:
+def _presigner(bucket: S3Bucket, folder: Path) -> Callable[[Path], str]:
+    """Presigned links to files of `folder` as copied into the bucket under `films/`."""
     prefix = f"films/{folder.name}"
     credentials = bucket.credentials
     # Signature version 4: what AWS requires in most regions, and what bounds a link's life.
@@ -104,6 +112,31 @@ async def _share_in_bucket(
         )
         return url
 
+    return presign
+
+
+async def links_to(studio: Studio, folder: Path, paths: Seq[Path]) -> list[str] | None:
+    """Links that open anywhere to some files of a film folder (a gate's material): copied
+    into the bucket and presigned, or under the public base URL; None when there is neither."""
+    bucket = studio.store.filesystem
+    if isinstance(bucket, S3Bucket):
+        presign = _presigner(bucket, folder)
+        for path in paths:
+            data = await asyncio.to_thread(path.read_bytes)
+            key = f"films/{folder.name}/{path.relative_to(folder).as_posix()}"
+            await call_filesystem(bucket.write_path, key, data)
+        return [presign(path) for path in paths]
+    base = public_base(studio)
+    if not base:
+        return None
+    return [f"{base}/{quote(path.relative_to(folder.parent).as_posix())}" for path in paths]
+
+
+async def _share_in_bucket(
+    bucket: S3Bucket, folder: Path, files: dict[str, Path], keyframes: list[Path]
+) -> Shared:
+    prefix = f"films/{folder.name}"
+    presign = _presigner(bucket, folder)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.name == "review.html":
             continue

@@ -26,8 +26,9 @@ def screenplay_file(screenplay: str, options: FilmOptions) -> Path:
 
 def plan_screenplay(path: Path, options: FilmOptions) -> FilmPlan:
     """Read the screenplay at `path` and plan it as the run's options say (mode, delivery
-    profile, limit, fixer, re-rolls). Bad input raises one `ScreenplayError` listing every
-    problem."""
+    profile, limit, fixer, re-rolls, takes and picks). Bad input raises one `ScreenplayError`
+    listing every problem; a pick of a take that does not exist, a `ReelflowError` saying which
+    exist."""
     written = load_screenplay(path)
     if options.mode != "screenplay":
         written = written.model_copy(
@@ -43,4 +44,7 @@ def plan_screenplay(path: Path, options: FilmOptions) -> FilmPlan:
         fix=render.fix,
         scene_limit=render.limit or None,
         rerolls=Counter(render.rerender),
+        takes=render.takes,
+        picks=render.picks(),
+        keyframe_rerolls=Counter(render.rerender_keyframe),
     )

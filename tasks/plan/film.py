@@ -12,6 +12,7 @@ from tasks.plan.cues import plan_cues
 from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
 from tasks.plan.lint import fix_screenplay, lint_screenplay
 from tasks.plan.seeds import derive_seed
+from tasks.plan.takes import with_takes
 from tasks.schema.film_plan import (
     CastMember,
     Chain,
@@ -58,8 +59,16 @@ def plan_film(
     fix: bool = False,
     rerolls: Mapping[int, int] | None = None,
     scene_limit: int | None = None,
+    takes: int = 0,
+    picks: Mapping[int, int] | None = None,
+    keyframe_rerolls: Mapping[int, int] | None = None,
 ) -> FilmPlan:
-    """Turn a screenplay into the plan every later stage follows."""
+    """Turn a screenplay into the plan every later stage follows.
+
+    `takes` (when not 0) overrides the screenplay's takes of every sequence; `picks` keeps a
+    chosen take of a sequence; `rerolls` and `keyframe_rerolls` count the re-rolls of a
+    sequence's and a chain's keyframe seed.
+    """
     changes: list[Change] = []
     if scene_limit is not None:
         screenplay = screenplay.model_copy(update={"scenes": screenplay.scenes[:scene_limit]})
@@ -71,9 +80,10 @@ def plan_film(
     warnings.extend(_title_warnings(screenplay))
     groups = _pack(screenplay.scenes, render.fps, budget)
     sequences = _sequences(screenplay, groups, defaults.plan, rerolls or {})
+    sequences = with_takes(screenplay, sequences, takes, picks or {})
     warnings.extend(_tail_warnings(screenplay, sequences))
     cast, sequences = plan_cast(screenplay, sequences, defaults.plan)
-    chains = _chains(screenplay, sequences, cast)
+    chains = _chains(screenplay, sequences, cast, keyframe_rerolls or {})
     score, score_source = _score_choice(screenplay)
     cues = plan_cues(screenplay, sequences, score, defaults.cues) if score else ()
     return FilmPlan(
@@ -263,7 +273,10 @@ def _negative_prompt(authored: str, rules: PlanRules) -> str:
 
 
 def _chains(
-    screenplay: Screenplay, sequences: list[Sequence], cast: list[CastMember]
+    screenplay: Screenplay,
+    sequences: list[Sequence],
+    cast: list[CastMember],
+    rerolls: Mapping[int, int],
 ) -> list[Chain]:
     chains: list[Chain] = []
     for sequence in sequences:
@@ -271,14 +284,17 @@ def _chains(
             continue
         members = tuple(s.index for s in sequences if s.chain == sequence.chain)
         scene = screenplay.scenes[sequence.segments[0].scene_index]
+        seed = derive_seed(
+            screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
+        )
+        if rerolls.get(sequence.chain, 0):  # none: the seed every earlier run used
+            seed = derive_seed(seed, "reroll", rerolls[sequence.chain])
         keyframe = Keyframe(
             source_image=scene.source_image,
             prompt=None
             if scene.source_image
             else f"{sequence.wrapper_prompt} First frame: {scene.description}",
-            seed=derive_seed(
-                screenplay.render.seed, "keyframe", sequence.wrapper_prompt, scene.description
-            ),
+            seed=seed,
             portraits=()
             if scene.source_image
             else portraits_on_screen(screenplay, sequence.segments[0].scene_index, cast),
@@ -335,7 +351,10 @@ def estimate_gpu_time(
     generated = [chain for chain in chains if chain.keyframe.source_image is None]
     return Estimate(
         keyframes_s=len(generated) * rates.keyframe_seconds,
-        sequences_s=sum(rates.relay_startup_seconds + s.seconds * per_second for s in sequences),
+        # every take is a full render
+        sequences_s=sum(
+            s.takes * (rates.relay_startup_seconds + s.seconds * per_second) for s in sequences
+        ),
         cues_s=sum(cue.duration_s * rates.cue_per_second for cue in cues),
     )
 

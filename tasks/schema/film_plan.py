@@ -81,6 +81,10 @@ class Sequence(_Data):
     lines: tuple[PlannedLine, ...]
     voice_of: str | None = None
     """The cast member whose reference voice this sequence speaks in (its dominant speaker)."""
+    takes: int = 1
+    """Candidates rendered (take 0 with `seed`, take k with a seed derived from it)."""
+    pick: int | None = None
+    """The take a person chose to keep; None: the best-scored one."""
 
     @property
     def seconds(self) -> float:

@@ -8,6 +8,7 @@ A field's `flag` metadata is its CLI spelling where the field name alone is not 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +17,19 @@ from tasks.schema.delivery import MasterKind, ProfileName
 
 Mode = Literal["screenplay", "fast", "quality"]
 SlotKind = Literal["local", "prefect"]
+Gate = Literal["cast", "takes", "final"]
+GATES: tuple[Gate, ...] = ("cast", "takes", "final")
+"""The gates in the order a run reaches them."""
+
+_PICK = re.compile(r"^\s*(\d+)\s*=\s*(\d+)\s*$")
+
+
+def parse_pick(entry: str) -> tuple[int, int]:
+    """`"2=1"` -> (sequence 2, take 1); ValueError naming the entry if it is not SEQ=TAKE."""
+    found = _PICK.match(entry)
+    if found is None:
+        raise ValueError(f"pick {entry!r} is not SEQ=TAKE; write e.g. 2=1 (sequence 2, take 1)")
+    return int(found.group(1)), int(found.group(2))
 
 
 class _Options(BaseModel):
@@ -45,6 +59,53 @@ class RenderOptions(_Options):
     dialogue_check: bool = Field(
         True, description="Hear every sequence and re-render or mute by the verdict."
     )
+    rerender_keyframe: tuple[int, ...] = Field(
+        (),
+        description="Chains whose keyframe to re-roll with a new seed (list one twice to "
+        "re-roll it again); the chain's sequences follow the new keyframe.",
+        json_schema_extra={"metavar": "CHAIN"},
+    )
+    takes: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Candidates rendered per sequence, the best-scored one kept (0: as the "
+        "screenplay says, else 1).",
+        json_schema_extra={"metavar": "N"},
+    )
+    pick: tuple[str, ...] = Field(
+        (),
+        description="Keep this take of a sequence instead of the best-scored one, as SEQ=TAKE.",
+        json_schema_extra={"metavar": "SEQ=TAKE"},
+    )
+    gates: tuple[Gate, ...] = Field(
+        (),
+        description="Stop for a person's decision: cast (keyframes made, before sequences), "
+        "takes (every take rendered, before score and mux), final (before delivery).",
+    )
+    gate_wait: Literal["pause", "suspend"] = Field(
+        "pause",
+        description="How a gate waits: pause (the run keeps its worker) or suspend (the worker "
+        "is freed; on resume the run starts over and finished work comes from the cache; "
+        "deployment runs only).",
+    )
+    gate_timeout: int = Field(
+        3600,
+        ge=1,
+        description="Seconds a gate waits for an answer; then the run ends, finished work kept.",
+        json_schema_extra={"metavar": "S"},
+    )
+
+    @field_validator("pick")
+    @classmethod
+    def _picks_are_seq_take(cls, picks: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in picks:
+            parse_pick(entry)
+        return picks
+
+    def picks(self) -> dict[int, int]:
+        """Sequence -> picked take (a later entry for the same sequence wins)."""
+        return dict(parse_pick(entry) for entry in self.pick)
 
 
 class DeliveryOptions(_Options):
@@ -160,3 +221,14 @@ class FilmOptions(_Options):
         return self.model_copy(
             update={"render": self.render.model_copy(update={"rerender": rerolls})}
         )
+
+    def with_picked(self, sequence: int, take: int) -> FilmOptions:
+        """These options keeping `take` of `sequence` (any earlier pick of it replaced)."""
+        kept = [p for p in self.render.pick if parse_pick(p)[0] != sequence]
+        picks = tuple(sorted([*kept, f"{sequence}={take}"], key=parse_pick))
+        return self.with_render(pick=picks)
+
+    def with_render(self, **changes: Any) -> FilmOptions:
+        """These options with some render fields changed (and checked)."""
+        render = RenderOptions.model_validate({**self.render.model_dump(), **changes})
+        return self.model_copy(update={"render": render})

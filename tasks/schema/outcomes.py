@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import Cue, FilmPlan, Sequence
-from tasks.schema.record import DeliveryLoudness, Manifest
+from tasks.schema.record import CostEntry, DeliveryLoudness, Manifest
 from tasks.schema.refs import MediaRef
 from tasks.schema.schedule import ScheduleReport
 from tasks.schema.verdicts import SequenceVerdict
@@ -85,8 +85,45 @@ class Attempt(BaseModel):
     verdict: SequenceVerdict
 
 
+class TakeScore(BaseModel):
+    """One take's score (0 worst, 1 best) and the parts it is made of (None: not measured).
+
+    `tasks.takes` documents how each part is measured and weighed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: float
+    dialogue: float | None = None
+    voice: float | None = None
+    continuity: float | None = None
+    loudness: float | None = None
+
+
+class Take(BaseModel):
+    """One candidate render of a sequence, what was measured on it and its score."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    take: int
+    seed: int
+    video: MediaRef
+    server: str
+    gpu_seconds: float
+    verdict: str
+    heard: str
+    drift: float | None
+    lufs: float
+    true_peak_dbtp: float
+    score: TakeScore
+
+
 class SequenceResult(BaseModel):
-    """A sequence as it ends up in the film: its plan, renders, verdicts and finished file."""
+    """A sequence as it ends up in the film: its plan, renders, verdicts and finished file.
+
+    `takes` lists every candidate when more than one was rendered (none: a single take), and
+    `kept_take` the one carried forward and cut: the best-scored, or the one `picked` by hand.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -94,6 +131,9 @@ class SequenceResult(BaseModel):
     rendered: RenderedSequence
     attempts: tuple[Attempt, ...]
     finished: FinishedSequence
+    takes: tuple[Take, ...] = ()
+    kept_take: int = 0
+    picked: bool = False
 
 
 class ChainOutcome(BaseModel):
@@ -282,3 +322,4 @@ class FilmResult(BaseModel):
     gpu_seconds: float
     shared: Shared = Shared()
     loudness: DeliveryLoudness | None = None
+    cost: CostEntry | None = None

@@ -80,6 +80,19 @@ class KeyframeEntry(_Record):
     source_image: str | None
 
 
+class TakeEntry(_Record):
+    """One candidate of a sequence with several takes, and its score."""
+
+    take: int
+    seed: int
+    sha256: str
+    verdict: str
+    drift: float | None
+    lufs: float
+    score: float
+    parts: dict[str, float | None]
+
+
 class SequenceEntry(_Record):
     index: int
     name: str = ""
@@ -91,6 +104,9 @@ class SequenceEntry(_Record):
     gpu_seconds: float
     cached: bool
     sha256: str
+    takes: list[TakeEntry] = []
+    kept_take: int = 0
+    picked: bool = False
 
 
 class CueEntry(_Record):
@@ -117,6 +133,32 @@ class CacheHits(_Record):
     cues: int
 
 
+class StageCost(_Record):
+    """One GPU stage: what was estimated before the run, and what it spent."""
+
+    stage: str
+    planned_s: float
+    """The estimate of the whole stage before any GPU work (nothing assumed cached)."""
+    renders: int
+    """Prompts this run actually sent for the stage (cached renders send none)."""
+    estimated_s: float
+    """The estimate of those renders alone: what `spent_s` is compared with."""
+    spent_s: float
+
+
+class CostEntry(_Record):
+    """GPU time estimated beside GPU time spent, per stage, and how far off the estimate was."""
+
+    stages: list[StageCost]
+    planned_s: float
+    estimated_s: float
+    spent_s: float
+    error_pct: float | None
+    """(estimated - spent) / spent of the renders that ran; None when nothing ran."""
+    rates: str
+    """Where the rates came from: the defaults, or learned from this server's renders."""
+
+
 class Manifest(_Record):
     """What was rendered, on what, from which templates and models, and what it cost."""
 
@@ -136,6 +178,7 @@ class Manifest(_Record):
     cache_hits: CacheHits
     loudness: DeliveryLoudness | None = None
     spoken_lines: int = 0
+    cost: CostEntry | None = None
 
     def cached(self, sequence: int) -> bool | None:
         """Whether a sequence came from the cache (None: not in this record)."""

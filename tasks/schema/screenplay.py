@@ -91,6 +91,9 @@ class Scene(_Strict):
     tags: list[Text] = Field(default_factory=list)
     relay_break: bool = False
     source_image: str | None = None
+    takes: int | None = Field(
+        default=None, ge=1, le=8, description="Takes of this scene's sequence (default: render's)"
+    )
 
     @field_validator("description")
     @classmethod
@@ -124,6 +127,9 @@ class RenderSettings(_Strict):
     mode: Literal["fast", "quality"] = "fast"
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     max_sequence_seconds: float = Field(default=20.4, gt=1, le=60)
+    takes: int = Field(
+        default=1, ge=1, le=8, description="Candidates rendered per sequence; the best is kept"
+    )
 
 
 class DeliverySettings(_Strict):

@@ -49,6 +49,7 @@ async def publish_dailies(
         gpu_seconds=studio.stats.gpu_seconds,
         shared=shared,
         loudness=delivered.cut.loudness,
+        cost=delivered.record.cost,
     )
 
 

@@ -1,11 +1,11 @@
-"""One sequence's entry on the review page: player, frames, dialogue, loudness, re-roll."""
+"""One sequence's entry on the review page: player, frames, dialogue, loudness, re-roll, takes."""
 
 from __future__ import annotations
 
 import json
 from html import escape
 
-from tasks.deliver.dailies.views import SequenceView, clock, tone
+from tasks.deliver.dailies.views import SequenceView, TakeView, clock, tone
 from tasks.deliver.tables import heard_lines
 from tasks.schema.verdicts import SequenceVerdict
 
@@ -143,6 +143,78 @@ def _rerender(view: SequenceView) -> str:
     )
 
 
+def _parts(view: TakeView) -> str:
+    score = view.take.score
+    parts = [
+        (name, value)
+        for name, value in (
+            ("dialogue", score.dialogue),
+            ("voice", score.voice),
+            ("continuity", score.continuity),
+            ("loudness", score.loudness),
+        )
+        if value is not None
+    ]
+    return " · ".join(f"{name} {value:.2f}" for name, value in parts)
+
+
+def _take(n: int, view: TakeView) -> str:
+    take = view.take
+    badge = (
+        "<span class='badge good'>picked</span>"
+        if view.picked
+        else "<span class='badge good'>kept</span>"
+        if view.kept
+        else ""
+    )
+    drift = "no keyframe" if take.drift is None else f"drift {take.drift:.3f}"
+    head = (
+        f"<figure class='take' id='take-{n}-{take.take}' data-take='{take.take}' "
+        f"data-score='{take.score.total:.4f}' style='margin:0'>"
+        f"<video controls preload='none' poster='{view.last_frame}' src='{view.video}' "
+        "style='height:auto;aspect-ratio:16/10'></video>"
+        f"<figcaption><b>take {take.take}</b> {badge} score <b>{take.score.total:.2f}</b>"
+        f"<br>{_parts(view)}<br>heard <span class='badge {tone(take.verdict)}'>"
+        f"{_e(take.verdict)}</span> · {drift} · {take.lufs:.1f} LUFS · seed "
+        f"<code>{take.seed}</code></figcaption>"
+    )
+    if view.pick is None:
+        return head + "</figure>"
+    ident = f"pick-{n}-{take.take}"
+    return (
+        head + f"<p class='hint'>Keep this take instead:</p><div class='copy'>"
+        f"<pre id='{ident}' class='command pick'>{_e(view.pick.command)}</pre>"
+        f"<button type='button' data-copy='{ident}'>Copy</button></div>"
+        "<details><summary>As a Prefect deployment run</summary><div class='copy'>"
+        f"<pre id='{ident}-params' class='parameters'>"
+        f"{_e(json.dumps(view.pick.parameters, indent=2))}</pre>"
+        f"<button type='button' data-copy='{ident}-params'>Copy</button></div></details>"
+        "</figure>"
+    )
+
+
+def takes_section(view: SequenceView) -> str:
+    """The takes of a sequence side by side with their scores and the run that keeps each
+    (nothing when it was rendered once)."""
+    takes = view.takes
+    if not takes:
+        return ""
+    n = view.index
+    how = (
+        "picked by hand"
+        if view.result.picked
+        else "the best-scored one (dialogue, continuity, loudness and, with a cast, voice)"
+    )
+    cells = "".join(_take(n, take) for take in takes)
+    return (
+        f"<div class='takes'><h4>Takes ({len(takes)})</h4><p class='hint'>Take "
+        f"{view.result.kept_take} is kept: {how}. Keeping another re-renders only what "
+        "follows this sequence in its chain; every take is in the cache.</p>"
+        "<div style='display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));"
+        f"gap:14px'>{cells}</div></div>"
+    )
+
+
 def sequence_section(view: SequenceView) -> str:
     """The `<section id="seq-N">` for one sequence."""
     n = view.index
@@ -161,5 +233,5 @@ def sequence_section(view: SequenceView) -> str:
         f"<p><a href='#film' data-seek='{view.film_start_s:.3f}'>▶ play from here in the film</a>"
         f"</p>{_loudness(view)}</div>"
         f"<div>{_facts(view)}{_scenes(view)}{_dialogue(view)}{_rerender(view)}</div>"
-        "</div></section>"
+        f"</div>{takes_section(view)}</section>"
     )

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from tasks.deliver.dailies.commands import Rerender
+from tasks.deliver.dailies.commands import Choice, Rerender, pick_for
 from tasks.deliver.tables import final_action
+from tasks.deliver.takes import take_frame, take_video
 from tasks.schema.film_plan import Change, Cue, LintWarning
-from tasks.schema.outcomes import CarriedFrame, SequenceResult
+from tasks.schema.outcomes import CarriedFrame, SequenceResult, Take
 from tasks.schema.record import DeliveryLoudness, Manifest
 
 # Where each verdict kind sits on the page's traffic light.
@@ -29,6 +30,19 @@ def tone(kind: str) -> str:
     if kind in GOOD_KINDS:
         return "good"
     return "warn" if kind in WARN_KINDS else "bad"
+
+
+@dataclass(frozen=True)
+class TakeView:
+    """One take of a sequence as the page shows it: its file, its score, the run keeping it."""
+
+    take: Take
+    kept: bool
+    picked: bool
+    video: str
+    last_frame: str
+    pick: Choice | None
+    """The run that keeps this take instead (None: it is the one kept)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,25 @@ class SequenceView:
     @property
     def kind(self) -> str:
         return self.result.attempts[-1].verdict.kind
+
+    @property
+    def takes(self) -> tuple[TakeView, ...]:
+        """Every take side by side (none when the sequence had one); their files are in the
+        film folder's `takes/` (`tasks.deliver.takes`), beside this page."""
+        result, rerender = self.result, self.rerender
+        return tuple(
+            TakeView(
+                take=take,
+                kept=take.take == result.kept_take,
+                picked=take.take == result.kept_take and result.picked,
+                video=quote(take_video(self.index, take)),
+                last_frame=quote(take_frame(self.index, take)),
+                pick=None
+                if take.take == result.kept_take
+                else pick_for(Path(rerender.screenplay), rerender.run, self.index, take.take),
+            )
+            for take in result.takes
+        )
 
     @property
     def action(self) -> str:
