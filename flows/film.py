@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from flows.gates import Gates
 from flows.run import open_run, refusals_fail_plainly
+from tasks.cast.stage import cast_characters
 from tasks.chains import render_chains
 from tasks.deliver import deliver_film, publish_dailies
 from tasks.keyframe import make_keyframes
@@ -41,6 +42,7 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
     plan = plan_screenplay(source, options)  # scenes -> sequences, chains, cues
     async with open_run(plan, source, options) as studio:  # servers, store, preflight
         gates = await Gates.open(studio, plan)  # the GPU estimate before any GPU work
+        await cast_characters(studio, plan)  # one portrait and one voice per cast member
         keyframes = await make_keyframes(studio, plan)  # each chain's start image
         plan, keyframes = await gates.cast(plan, keyframes)  # gate: the keyframes
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward

@@ -8,16 +8,40 @@ from typing import Any
 
 from prefect import task
 
+from tasks.comfyui.cast_workflows import cast_keyframe_prompt
 from tasks.comfyui.workflow import TemplateKind, keyframe_prompt
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
-from tasks.runtime.studio import Studio, run_on_gpu, single_output
+from tasks.runtime.studio import Studio, run_on_gpu, single_output, upload_name
 from tasks.schema.film_plan import Chain, FilmPlan
 from tasks.schema.outcomes import ChainStart
 from tasks.schema.refs import MediaRef
 
+CAST_INSTRUCTION = (
+    "Place the people of the reference images in this shot, keeping their faces, hair and "
+    "clothes exactly:"
+)
+
+
+def keyframe_portraits(studio: Studio, chain: Chain) -> list[MediaRef]:
+    """The portraits a chain's keyframe shows: those of the cast on screen that exist."""
+    found = (studio.cast.of(name) for name in chain.keyframe.portraits)
+    return [c.portrait for c in found if c is not None and c.portrait is not None]
+
 
 def chain_keyframe_prompt(studio: Studio, plan: FilmPlan, chain: Chain) -> dict[str, Any]:
     assert chain.keyframe.prompt is not None
+    portraits = keyframe_portraits(studio, chain)
+    if portraits:
+        return cast_keyframe_prompt(
+            studio.templates[TemplateKind.keyframe_cast],
+            prompt=f"{CAST_INSTRUCTION} {chain.keyframe.prompt}",
+            portraits=[upload_name(ref) for ref in portraits],
+            width=plan.width,
+            height=plan.height,
+            seed=chain.keyframe.seed,
+            models=studio.models,
+            output_prefix="reelflow/keyframe",
+        )
     return keyframe_prompt(
         studio.templates[TemplateKind.keyframe],
         prompt=chain.keyframe.prompt,
@@ -47,7 +71,7 @@ async def generate_keyframe(studio: Studio, plan: FilmPlan, chain: Chain) -> Med
     result = await run_on_gpu(
         studio,
         chain_keyframe_prompt(studio, plan, chain),
-        uploads=[],
+        uploads=keyframe_portraits(studio, chain),
         label=f"keyframe {chain.index}",
         family="image",
         output_s=1.0,

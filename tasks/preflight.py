@@ -2,34 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.cast.stage import portrait_render_prompt
 from tasks.comfyui.preflight import PreflightReport, preflight
 from tasks.keyframe import chain_keyframe_prompt
+from tasks.plan.audition import audition_sequence
 from tasks.plan.film import revise_sequence
 from tasks.render import sequence_prompt
 from tasks.runtime.caching import retry_if_transient
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan, Sequence
+from tasks.schema.outcomes import Cast, Casting
 from tasks.schema.refs import MediaRef
 from tasks.score import cue_render_prompt
 
 PREFLIGHT_START = MediaRef(sha256="0" * 64, suffix=".png", size=0)
 """Stands in for carried frames, which only exist once the film renders."""
+PREFLIGHT_PORTRAIT = MediaRef(sha256="1" * 64, suffix=".png", size=0)
+PREFLIGHT_VOICE = MediaRef(sha256="2" * 64, suffix=".wav", size=0)
+"""Stand in for the cast's portraits and voices, which the cast stage makes after preflight."""
+
+
+def _cast_to_come(plan: FilmPlan) -> Cast:
+    """The cast as it will be: a portrait for every member, a voice for those who get one."""
+    return Cast(
+        members=tuple(
+            Casting(
+                name=member.name,
+                portrait=PREFLIGHT_PORTRAIT,
+                voice=PREFLIGHT_VOICE if member.voice or member.audition else None,
+            )
+            for member in plan.cast
+        )
+    )
 
 
 def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict[str, Any]:
     """Every kind of prompt the film can send, by stage name, for preflight.
 
-    Keyframes, each sequence as it will start (image-to-video from a keyframe or carried
+    The cast's portraits and auditions, keyframes (with the portraits of the cast on screen), each sequence as it will start (image-to-video from a keyframe or carried
     frame, else text-to-video), the longest dialogue re-render each sequence may need, and
     the score cues. Stages that share a problem are reported together, so listing every one
     costs the user nothing.
     """
     prompts: dict[str, Any] = {}
+    studio = replace(studio, cast=_cast_to_come(plan))
+    for member in plan.cast:
+        if member.portrait is None:
+            prompts[f"portrait {member.name}"] = portrait_render_prompt(studio, plan, member)
+        if member.audition is not None:
+            audition = audition_sequence(plan, member)
+            prompts[f"audition {member.name}"] = sequence_prompt(studio, plan, audition, None)
     rerenders = studio.options.render.dialogue_check
     for chain in plan.chains:
         if chain.keyframe.prompt is not None and use_keyframes:

@@ -25,8 +25,10 @@ def relay_sequence_prompt(
     sequence: Sequence,
     start_image: str | None,
     output_prefix: str = "reelflow/sequence",
+    voice: str | None = None,
 ) -> dict[str, Any]:
-    """A sequence's Prompt Relay prompt from a template (I2V with a start image, else T2V)."""
+    """A sequence's Prompt Relay prompt from a template (I2V with a start image, else T2V;
+    in the uploaded reference `voice`, when given)."""
     return relay_prompt(
         workflow,
         global_prompt=sequence.wrapper_prompt,
@@ -41,23 +43,35 @@ def relay_sequence_prompt(
         start_image=start_image,
         models=models,
         output_prefix=output_prefix,
+        voice=voice,
     )
+
+
+def sequence_voice(studio: Studio, sequence: Sequence) -> MediaRef | None:
+    """The reference voice a sequence speaks in: its dominant speaker's, when cast."""
+    casting = studio.cast.of(sequence.voice_of)
+    return casting.voice if casting is not None else None
 
 
 def sequence_prompt(
     studio: Studio, plan: FilmPlan, sequence: Sequence, start: MediaRef | None
 ) -> dict[str, Any]:
     """The exact ComfyUI prompt for a sequence: also its cache identity."""
-    kind = TemplateKind.relay_i2v if start is not None else TemplateKind.relay_t2v
+    voice = sequence_voice(studio, sequence)
+    kinds = {
+        (True, False): TemplateKind.relay_i2v,
+        (False, False): TemplateKind.relay_t2v,
+        (True, True): TemplateKind.relay_i2v_voice,
+        (False, True): TemplateKind.relay_t2v_voice,
+    }
     return relay_sequence_prompt(
-        studio.templates[kind],
+        studio.templates[kinds[(start is not None, voice is not None)]],
         studio.models,
         plan,
         sequence,
         upload_name(start) if start is not None else None,
+        voice=upload_name(voice) if voice is not None else None,
     )
-
-
 
 
 def _sequence_key(parameters: dict[str, Any]) -> str:
@@ -91,7 +105,7 @@ async def render_sequence(
     result = await run_on_gpu(
         studio,
         prompt,
-        uploads=[start] if start else [],
+        uploads=[ref for ref in (start, sequence_voice(studio, sequence)) if ref is not None],
         label=f"sequence {sequence.index}",
         family="ltx",
         output_s=sequence.seconds,

@@ -6,6 +6,7 @@ verdicts are pydantic models so the flow can record them and the report can show
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -33,16 +34,12 @@ from tasks.schema.verdicts import (
 
 # Worst first: the sequence's kind is the worst of its verdicts, its action the strongest.
 _KIND_ORDER: tuple[VerdictKind, ...] = (
-    "mismatch", "missing", "truncated", "word_salad", "title_leak", "misheard", "narration",
-    "silent", "unchecked", "ok",
+    "mismatch", "missing", "truncated", "wrong_voice", "word_salad", "title_leak", "misheard",
+    "narration", "silent", "unchecked", "ok",
 )  # fmt: skip
 _ACTION_ORDER: tuple[Action, ...] = (
     "rerender", "mute_sequence", "mute_range", "keep_with_warning", "keep"
 )  # fmt: skip
-
-
-
-
 
 
 def unchecked() -> SequenceVerdict:
@@ -53,16 +50,6 @@ def unchecked() -> SequenceVerdict:
 def is_silent(samples: np.ndarray, rate: int, *, threshold_lufs: float = -50.0) -> bool:
     """True when the audio is quieter than `threshold_lufs`, whatever an ASR claims to hear."""
     return integrated_loudness(samples, rate) < threshold_lufs
-
-
-
-
-
-
-
-
-
-
 
 
 def check_sequence(
@@ -142,10 +129,6 @@ def _split_title_leak(
         kind="title_leak", heard=text_of(leaked), span=span, action=policy.on_title_leak
     )
     return verdict, heard[:first] + heard[last:]
-
-
-
-
 
 
 def _judge_line(
@@ -283,3 +266,51 @@ def _longer(
             continue
         seconds[line.segment] = max(seconds.get(line.segment, 0.0), round(needed, 2))
     return seconds
+
+
+def judge_voices(
+    verdict: SequenceVerdict,
+    similarities: Mapping[int, float],
+    speaker: str | None,
+    attempt: int,
+    policy: DialoguePolicy,
+) -> SequenceVerdict:
+    """The verdict with each line's voice similarity (`similarities`: line number -> similarity
+    to its character's reference; lines too short to judge are absent).
+
+    Only the sequence's `speaker` (the dominant speaker, whose reference voice the render was
+    given) can be re-rendered into their voice: a line of theirs below the threshold is
+    `wrong_voice` and asks for a new seed; anyone else's low similarity is a warning.
+    """
+    lines, warnings = list(verdict.lines), list(verdict.warnings)
+    wrong = False
+    for number, line in enumerate(lines):
+        found = similarities.get(number)
+        if found is None:
+            continue
+        line = line.model_copy(update={"voice_similarity": round(found, 3)})
+        if found < policy.voice_threshold:
+            if line.character == speaker and line.kind in ("ok", "misheard"):
+                line = line.model_copy(
+                    update={"kind": "wrong_voice", "action": policy.on_wrong_voice}
+                )
+                wrong = True
+            elif line.character != speaker:
+                warnings.append(
+                    f"{line.character}'s voice is not their reference ({found:.2f}): one "
+                    f"reference voice per render, and this sequence speaks in {speaker}'s"
+                )
+        lines[number] = line
+    update: dict[str, object] = {"lines": lines, "warnings": warnings}
+    if wrong:
+        update["kind"] = min([verdict.kind, "wrong_voice"], key=_KIND_ORDER.index)
+        if verdict.action != "rerender" and policy.on_wrong_voice == "rerender":
+            if attempt >= policy.max_attempts:
+                update["action"] = "keep_with_warning"
+                warnings.append(
+                    f"kept after {attempt} renders although {speaker}'s voice is not theirs"
+                )
+            else:
+                update["action"] = "rerender"
+                update["rerender"] = RerenderAdvice(attempt=attempt + 1)
+    return verdict.model_copy(update=update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from tasks.cast.voice import SAME_VOICE_THRESHOLD
 from tasks.plan.defaults import PlanRules, load_defaults
 from tasks.schema.verdicts import (
     Action,
@@ -24,6 +25,14 @@ class DialoguePolicy(BaseModel):
     on_word_salad: Action = "mute_sequence"
     on_title_leak: Action = "mute_range"
     on_narration: Action = "keep"
+    on_wrong_voice: Action = "rerender"
+    voice_threshold: float = Field(
+        default=SAME_VOICE_THRESHOLD,
+        description="speaker-embedding similarity below which a line is not in its voice",
+    )
+    min_voice_s: float = Field(
+        default=1.2, description="shorter lines are not judged by voice (too little to tell)"
+    )
     enabled: bool = Field(default=True, description="off: keep every render unheard")
     max_attempts: int = Field(default=3, ge=1, description="renders, the first included")
     retry_margin_s: float = Field(default=1.0, ge=0, description="on top of the duration rule")

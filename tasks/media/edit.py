@@ -106,6 +106,25 @@ def mute_range(src: Path, dest: Path, *, start_s: float, end_s: float) -> Path:
     return dest
 
 
+def cut_voice_args(src: Path, out: Path, *, start_s: float, end_s: float) -> list[str]:
+    """ffmpeg arguments for the sound of `src` from `start_s` to `end_s` as a 48 kHz mono WAV
+    (a voice reference: uncompressed, one channel, no picture)."""
+    audio = ffmpeg.input(str(src)).audio.filter("atrim", start=start_s, end=end_s)
+    audio = audio.filter("asetpts", "PTS-STARTPTS")
+    graph = ffmpeg.output(audio, str(out), acodec="pcm_s16le", ar=AUDIO_RATE, ac=1)
+    args: list[str] = graph.get_args()
+    return args
+
+
+def cut_voice(src: Path, dest: Path, *, start_s: float, end_s: float) -> Path:
+    """A character's words cut out of a render: their voice reference."""
+    if not 0 <= start_s < end_s:
+        raise MediaError(f"cannot cut {start_s:.3f}-{end_s:.3f} s: not a forward time range")
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(cut_voice_args(src, tmp, start_s=start_s, end_s=end_s))
+    return dest
+
+
 def mute_all(src: Path, dest: Path) -> Path:
     """Silence all audio of `src` (keeping the stream and its length); video copied."""
     source = ffmpeg.input(str(src))

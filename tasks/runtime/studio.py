@@ -35,7 +35,7 @@ from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
 from tasks.runtime.submissions import Submission, SubmissionJournal, prompt_digest
 from tasks.schema.options import FilmOptions
-from tasks.schema.outcomes import RenderedCue, SequenceResult
+from tasks.schema.outcomes import Cast, RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
 from tasks.schema.schedule import Family
 
@@ -133,6 +133,7 @@ class Studio:
     options: FilmOptions = field(default_factory=FilmOptions)
     screenplay: Path = Path("screenplay.json")
     animatic: bool = False
+    cast: Cast = field(default_factory=Cast)
     timer: StageTimer = field(default_factory=StageTimer)
 
     def bind(self, task: T) -> T:

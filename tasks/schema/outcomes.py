@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import Cue, FilmPlan, Sequence
@@ -147,6 +147,44 @@ class ChainOutcome(BaseModel):
     carried: tuple[CarriedFrame, ...]
     failed_sequence: int | None = None
     failure: str | None = None
+
+
+class Casting(BaseModel):
+    """One cast member's references: the portrait and voice every sequence keeps to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    portrait: MediaRef | None = None
+    portrait_origin: Literal["screenplay", "generated", "none"] = "none"
+    voice: MediaRef | None = None
+    voice_origin: Literal["screenplay", "audition", "none"] = "none"
+    audition: str = Field("", description="what the ASR heard in the audition the voice came from")
+
+
+class VoiceTake(BaseModel):
+    """A character's words cut out of an audition: a voice reference, and what was heard."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    voice: MediaRef | None = None
+    heard: str = ""
+    kind: str = ""
+    seconds: float = 0.0
+
+
+class Cast(BaseModel):
+    """The film's cast as made: each member's portrait and voice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    members: tuple[Casting, ...] = ()
+
+    def of(self, name: str | None) -> Casting | None:
+        return next((m for m in self.members if m.name == name), None)
+
+    def voices(self) -> dict[str, MediaRef]:
+        return {m.name: m.voice for m in self.members if m.voice is not None}
 
 
 class ChainStart(BaseModel):

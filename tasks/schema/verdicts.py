@@ -17,6 +17,7 @@ VerdictKind = Literal[
     "narration",
     "word_salad",
     "title_leak",
+    "wrong_voice",
 ]
 
 
@@ -60,6 +61,9 @@ class LineVerdict(BaseModel):
     missing_words: list[str] = Field(default_factory=list)
     span: TimeRange | None = None
     cut: CutEvidence | None = None
+    voice_similarity: float | None = Field(
+        default=None, description="to the character's reference voice (cast members only)"
+    )
     action: Action
 
 
