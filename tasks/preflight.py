@@ -45,10 +45,11 @@ def _cast_to_come(plan: FilmPlan) -> Cast:
 def film_prompts(studio: Studio, plan: FilmPlan, *, use_keyframes: bool) -> dict[str, Any]:
     """Every kind of prompt the film can send, by stage name, for preflight.
 
-    The cast's portraits and auditions, keyframes (with the portraits of the cast on screen), each sequence as it will start (image-to-video from a keyframe or carried
-    frame, else text-to-video), the longest dialogue re-render each sequence may need, and
-    the score cues. Stages that share a problem are reported together, so listing every one
-    costs the user nothing.
+    The cast's portraits and auditions; keyframes (with the portraits of the cast on
+    screen); each sequence as it will start (image-to-video from a keyframe or carried frame,
+    else text-to-video; in its speaker's voice when cast); the longest dialogue re-render
+    each sequence may need; and the score cues. Stages that share a problem are reported
+    together, so listing every one costs the user nothing.
     """
     prompts: dict[str, Any] = {}
     studio = replace(studio, cast=_cast_to_come(plan))
