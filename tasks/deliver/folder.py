@@ -26,6 +26,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.context import FlowRunContext
 
 from tasks import media
+from tasks.deliver.cast import deliver_cast
 from tasks.deliver.names import FilmNames, film_folder, film_names, first_names, sequence_label
 from tasks.deliver.record import manifest_document, report_markdown, with_files
 from tasks.deliver.timeline import write_film_timelines
@@ -61,7 +62,7 @@ async def deliver_film(
     sequences, timelines, contact sheet, manifest and report (`cost`: the GPU estimate beside
     what was spent)."""
     plan, sequences = footage.plan, footage.sequences
-    return await write_film_folder(
+    delivered = await write_film_folder(
         studio,
         plan,
         film_folder(Path(studio.options.out), plan.title),
@@ -80,6 +81,7 @@ async def deliver_film(
         takes={r.sequence.index: r for r in sequences if r.takes},
         cost=cost,
     )
+    return await deliver_cast(studio, footage, delivered)
 
 
 async def _copy(source: Path | None, target: Path) -> Path | None:

@@ -159,6 +159,27 @@ class CostEntry(_Record):
     """Where the rates came from: the defaults, or learned from this server's renders."""
 
 
+class CastEntry(_Record):
+    """One cast member's references as delivered (paths inside the film folder)."""
+
+    name: str
+    portrait: str | None
+    portrait_origin: str
+    voice: str | None
+    voice_origin: str
+    audition: str = ""
+
+
+class VoiceEntry(_Record):
+    """How close one spoken line came to its character's reference voice."""
+
+    sequence: int
+    character: str
+    line: str
+    voice_similarity: float | None
+    verdict: str
+
+
 class Manifest(_Record):
     """What was rendered, on what, from which templates and models, and what it cost."""
 
@@ -179,6 +200,8 @@ class Manifest(_Record):
     loudness: DeliveryLoudness | None = None
     spoken_lines: int = 0
     cost: CostEntry | None = None
+    cast: list[CastEntry] = []
+    voices: list[VoiceEntry] = []
 
     def cached(self, sequence: int) -> bool | None:
         """Whether a sequence came from the cache (None: not in this record)."""

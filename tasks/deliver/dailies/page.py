@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 from html import escape
+from urllib.parse import quote
 
 from tasks.deliver.dailies.sequence import sequence_section, status_badges
 from tasks.deliver.dailies.style import SCRIPT, STYLE
-from tasks.deliver.dailies.views import FilmView, SequenceView, clock
+from tasks.deliver.dailies.views import FilmView, SequenceView, clock, tone
 from tasks.schema.film_plan import Change, LintWarning
 
 
@@ -169,6 +170,44 @@ def _loudness(view: FilmView) -> str:
     )
 
 
+def _cast(view: FilmView) -> str:
+    """Each cast member's portrait and voice, and how close every line came to the voice."""
+    entries = view.record.cast
+    if not entries:
+        return ""
+    cards = []
+    for entry in entries:
+        picture = (
+            f"<img src='{quote(entry.portrait)}' alt='portrait of {_e(entry.name)}'>"
+            if entry.portrait
+            else ""
+        )
+        voice = (
+            f"<audio controls preload='none' src='{quote(entry.voice)}'></audio>"
+            if entry.voice
+            else "<p class='hint'>no voice: never speaks</p>"
+        )
+        heard = f" · heard: “{_e(entry.audition)}”" if entry.audition else ""
+        cards.append(
+            f"<figure class='cast-member'>{picture}<figcaption><b>{_e(entry.name)}</b> · "
+            f"portrait: {_e(entry.portrait_origin)} · voice: {_e(entry.voice_origin)}{heard}"
+            f"</figcaption>{voice}</figure>"
+        )
+    rows = "".join(
+        f"<tr><td>{v.sequence}</td><td>{_e(v.character)}</td><td>{_e(v.line)}</td>"
+        f"<td>{'' if v.voice_similarity is None else f'{v.voice_similarity:.2f}'}</td>"
+        f"<td><span class='badge {tone(v.verdict)}'>{_e(v.verdict)}</span></td></tr>"
+        for v in view.record.voices
+    )
+    table = (
+        "<table class='voices'><thead><tr><th>seq</th><th>who</th><th>line</th>"
+        f"<th>voice similarity</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else ""
+    )
+    return f"<h2>Cast</h2><div class='cast'>{''.join(cards)}</div>{table}"
+
+
 def render_page(view: FilmView) -> str:
     """The complete `review.html` text."""
     sections = "".join(sequence_section(s) for s in view.sequences)
@@ -178,7 +217,7 @@ def render_page(view: FilmView) -> str:
         # An empty icon: browsers would otherwise ask the folder for a favicon.ico.
         "<link rel='icon' href='data:,'>"
         f"<title>{_e(view.title)} · dailies</title><style>{STYLE}</style></head><body><main>"
-        f"{_header(view)}{_film(view)}{_timeline(view)}{_strip(view)}"
+        f"{_header(view)}{_film(view)}{_cast(view)}{_timeline(view)}{_strip(view)}"
         f"{plan_notes(view.warnings, view.changes)}"
         f"{_loudness(view)}<h2>Sequence by sequence</h2>{sections}"
         f"</main><script>{SCRIPT}</script></body></html>\n"

@@ -23,6 +23,10 @@ a { color: #8fb3ff; }
 .timeline img { width: 100%; height: auto; display: block; border-radius: 6px; }
 .downloads { display: flex; flex-wrap: wrap; gap: 8px 16px; margin: 10px 0 0; padding: 0;
   list-style: none; }
+.cast { display: flex; flex-wrap: wrap; gap: 16px; }
+.cast-member { margin: 0; width: 220px; }
+.cast-member img { width: 220px; border-radius: 6px; }
+.cast-member audio { width: 220px; }
 .strip { display: flex; gap: 12px; overflow-x: auto; padding: 4px 2px 12px; }
 .card { flex: 0 0 236px; background: var(--panel); border: 1px solid var(--line);
   border-radius: 8px; padding: 8px; color: var(--text); text-decoration: none; }
