@@ -87,7 +87,7 @@ def test_a_run_killed_mid_render_never_submits_that_prompt_again(tmp_path: Path)
     assert len(runs) == PROMPTS and set(runs.values()) == {1}, runs.values()
     assert submitted == PROMPTS
     assert result.prompts == PROMPTS - submitted_before
-    for video in sorted((Path(result.folder) / "sequences").glob("seq*.mp4")):
+    for video in sorted((Path(result.folder) / "sequences").glob("*_SEQ*_v*.mp4")):
         media.verify_decodes(video)
 
 

@@ -65,7 +65,7 @@ def rerun(screenplay: Path, out: Path, url: str) -> subprocess.CompletedProcess[
 
 
 def assert_film_decodes(folder: Path, count: int = 2) -> None:
-    videos = sorted((folder / "sequences").glob("seq*.mp4"))
+    videos = sorted((folder / "sequences").glob("*_SEQ*_v*.mp4"))
     assert len(videos) == count, videos
     for video in videos:
         media.verify_decodes(video)

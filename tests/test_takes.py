@@ -87,7 +87,7 @@ def test_two_takes_of_three_sequences_keep_the_best_scored_and_a_pick_rerenders_
         assert entry["kept_take"] == kept.kept_take
         assert [t["score"] for t in entry["takes"]] == [t.score.total for t in takes]
     # The takes differ (seeded drift), so the picture shows which one went into the cut.
-    clips = sorted((folder / "sequences").glob("seq*.mp4"))
+    clips = sorted((folder / "sequences").glob("*_SEQ*_v*.mp4"))
     for n, kept in enumerate(sequences):
         candidates = [folder / take_video(n, take) for take in kept.takes]
         ends = [frame(video, "last") for video in candidates]

@@ -103,10 +103,11 @@ def test_a_half_installed_server_gets_every_missing_piece_once_before_any_render
     assert everything.count(KEYFRAME_MODEL) == 1
     assert everything.count(CUE_MODEL) == 1
     assert everything.count("RIFE VFI") == 1
-    assert f"{KEYFRAME_MODEL} -> models/diffusion_models (needed by keyframes 0, 1)" in done.stdout
-    assert f"{CUE_MODEL} -> models/diffusion_models (needed by score cue 0)" in done.stdout
-    assert "RIFE VFI: install the custom node pack ComfyUI-Frame-Interpolation" in done.stdout
-    assert "needed by sequences 0-2, re-renders 0-2" in done.stdout
+    # The refusal is an error: it goes to stderr, once.
+    assert f"{KEYFRAME_MODEL} -> models/diffusion_models (needed by keyframes 0, 1)" in done.stderr
+    assert f"{CUE_MODEL} -> models/diffusion_models (needed by score cue 0)" in done.stderr
+    assert "RIFE VFI: install the custom node pack ComfyUI-Frame-Interpolation" in done.stderr
+    assert "needed by sequences 0-2, re-renders 0-2" in done.stderr
     assert "Traceback" not in everything
     [state] = [line for line in done.stderr.splitlines() if "Finished in state Failed" in line]
     assert "lacks 2 model files, 1 node class; nothing was rendered" in state
