@@ -263,6 +263,12 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
             url = re.sub(r"^\[.*\]\((.*)\)$", r"\1", artifacts[key])
             assert url.startswith(public_url), key
             assert httpx.get(url, timeout=30).status_code == 200, key
+        # The deliverables report links every file where a browser elsewhere can open it.
+        report_links = re.findall(r"\]\(<([^>]+)>\)", artifacts[REPORT_ARTIFACT_KEY])
+        assert len(report_links) >= 10
+        for url in report_links:
+            assert url.startswith(public_url), url
+            assert httpx.get(url, timeout=30).status_code == 200, url
         shot = screenshot_run_page(server.api_url, str(run.id), tmp_path / "run-page.png")
         nightly = asyncio.run(read_deployment(server.api_url, "nightly-batch/nightly-batch"))
         registered = block_type_slugs(server.api_url)

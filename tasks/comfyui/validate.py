@@ -86,14 +86,6 @@ def input_spec(class_info: Mapping[str, Any], name: str) -> tuple[str, list[Any]
     return None
 
 
-def declared_inputs(class_info: Mapping[str, Any]) -> list[str]:
-    """Required then optional input names, in the node's declared order."""
-    order = class_info.get("input_order", {})
-    inputs = class_info.get("input", {})
-    names: list[str] = []
-    for category in ("required", "optional"):
-        names += order.get(category, list(inputs.get(category, {})))
-    return names
 
 
 def combo_options(spec: list[Any]) -> list[Any] | None:

@@ -86,7 +86,7 @@ def manifest_document(
             name=names.film,
             master_kind=film.master_kind,
         ),
-        servers=[server.url for server in studio.servers],
+        servers=[studio.server_name(server.url) for server in studio.servers],
         templates={
             kind.value: TemplateEntry(file=workflow.origin, sha256=workflow.template_hash)
             for kind, workflow in studio.templates.items()
@@ -131,6 +131,7 @@ def manifest_document(
             prompts=studio.stats.prompts,
             gpu_seconds=round(studio.stats.gpu_seconds, 3),
             per_server=dict(studio.stats.per_server),
+            queue_seconds=round(studio.stats.queue_seconds, 3),
         ),
         cache_hits=CacheHits(
             sequences=len(cached_sequences),
@@ -169,11 +170,15 @@ def report_markdown(
     manifest: Manifest,
     *,
     relative_to: Path | None,
+    links: Mapping[str, str] | None = None,
 ) -> str:
-    """A short summary linking every deliverable (relative links inside the folder)."""
+    """A short summary linking every deliverable: relative links inside the folder, or the
+    shared `links` (path in the folder -> a URL that opens anywhere) where one exists."""
 
     def link(label: str, path: Path) -> str:
         target = path.relative_to(relative_to).as_posix() if relative_to else str(path)
+        if links is not None:
+            target = links.get(path.relative_to(delivered.folder).as_posix(), target)
         return f"- [{label}](<{target}>)"
 
     banner = (

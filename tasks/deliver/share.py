@@ -70,6 +70,7 @@ async def share_film(studio: Studio, footage: Footage, delivered: Deliverables) 
         review=url(files["review"]),
         contact_sheet=url(files["contact_sheet"]),
         keyframes=tuple(url(path) for path in keyframes),
+        files=_every_file(delivered.folder, url),
     )
 
 
@@ -152,8 +153,18 @@ async def _share_in_bucket(
         review=presign(page),
         contact_sheet=presign(files["contact_sheet"]),
         keyframes=tuple(presign(path) for path in keyframes),
+        files=_every_file(folder, presign),
         note=f"Links expire in {LINK_DAYS} days; the folder stays in the bucket under {prefix}/.",
     )
+
+
+def _every_file(folder: Path, url: Callable[[Path], str]) -> dict[str, str]:
+    """Every file of the folder (its relative path) with its link."""
+    return {
+        path.relative_to(folder).as_posix(): url(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def signed_page(html: str, folder: Path, presign: Callable[[Path], str]) -> str:

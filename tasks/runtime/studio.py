@@ -92,8 +92,12 @@ class RunStats:
 
     prompts: int = 0
     gpu_seconds: float = 0.0
+    queue_seconds: float = 0.0
     fresh_sequences: set[int] = field(default_factory=set)
     per_server: dict[str, int] = field(default_factory=dict)
+
+
+EMBEDDED_SIMULATOR = "embedded simulator"
 
 
 class StageTimer:
@@ -135,6 +139,10 @@ class Studio:
     animatic: bool = False
     cast: Cast = field(default_factory=Cast)
     timer: StageTimer = field(default_factory=StageTimer)
+
+    def server_name(self, url: str) -> str:
+        """How reports name a server: its URL, or what the run's own simulator is."""
+        return EMBEDDED_SIMULATOR if self.animatic else url
 
     def bind(self, task: T) -> T:
         """The task with its results persisted next to this studio's media (cache included).
@@ -230,13 +238,21 @@ async def run_on_gpu(
             )
         except PromptRejected as rejected:  # preflight passed: say which stage, and what next
             raise rejected_at(label, slot.server.url, rejected) from rejected
-        busy = time.monotonic() - started
+        # GPU time is what the server reports it spent executing (time queued behind another
+        # prompt is not GPU time); a server that reports nothing is timed from here.
+        busy = entry.execution_seconds
+        if busy is None:
+            busy = time.monotonic() - started
+        studio.stats.queue_seconds += entry.queue_seconds or 0.0
         grant.ran(busy)
         studio.stats.gpu_seconds += busy
         downloads = studio.store.scratch / "downloads" / entry.prompt_id
         files = [await client.download(output, downloads) for output in entry.outputs_files()]
     return GpuResult(
-        files=files, server=slot.server.url, gpu_seconds=busy, prompt_id=entry.prompt_id
+        files=files,
+        server=studio.server_name(slot.server.url),
+        gpu_seconds=busy,
+        prompt_id=entry.prompt_id,
     )
 
 
@@ -264,7 +280,7 @@ async def _pick_up(studio: Studio, earlier: Submission, label: str) -> GpuResult
     )
     return GpuResult(
         files=files,
-        server=server.url,
+        server=studio.server_name(server.url),
         gpu_seconds=entry.execution_seconds or 0.0,
         prompt_id=entry.prompt_id,
     )

@@ -338,6 +338,9 @@ class Shared(BaseModel):
     review: str | None = None
     contact_sheet: str | None = None
     keyframes: tuple[str, ...] = ()
+    files: dict[str, str] = Field(
+        default_factory=dict, description="path in the film folder -> a link that opens it"
+    )
     note: str = ""
 
 

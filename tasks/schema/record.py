@@ -126,6 +126,8 @@ class GpuEntry(_Record):
     prompts: int
     gpu_seconds: float
     per_server: dict[str, int]
+    queue_seconds: float = 0.0
+    """Seconds prompts waited in servers' queues: not GPU time, but not free either."""
 
 
 class CacheHits(_Record):

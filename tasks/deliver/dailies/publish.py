@@ -12,6 +12,8 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext
 
 from tasks.deliver.dailies.write import write_review
+from tasks.deliver.folder import REPORT_ARTIFACT_KEY
+from tasks.deliver.record import report_markdown
 from tasks.deliver.share import share_film
 from tasks.runtime.studio import Studio
 from tasks.schema.outcomes import Deliverables, FilmResult, Footage, ScoreResult, Shared
@@ -34,6 +36,19 @@ async def publish_dailies(
     )
     shared = await share_film(studio, footage, delivered)
     await publish_links(shared, footage.plan.title)
+    if shared.files and FlowRunContext.get() is not None:  # the report again, with its links
+        await acreate_markdown_artifact(
+            key=REPORT_ARTIFACT_KEY,
+            markdown=report_markdown(
+                footage.plan,
+                delivered.cut,
+                delivered,
+                delivered.record,
+                relative_to=delivered.folder,
+                links=shared.files,
+            ),
+            description=f"Deliverables of {footage.plan.title}",
+        )
     return FilmResult(
         title=footage.plan.title,
         folder=str(delivered.folder),
