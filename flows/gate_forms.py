@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from prefect.input import RunInput
 from pydantic import Field
@@ -190,6 +190,8 @@ def parse_answer(line: str) -> GateDecision:
 class GateStopped(ReelflowError):
     """The run ended at a gate (stopped there, unanswered in time, or with no one to ask);
     everything finished is kept in the store, and the message says how to go on."""
+
+    exit_code: ClassVar[int] = 8
 
 
 def how_to_continue(screenplay: Path, options: FilmOptions, gate: Gate) -> str:
