@@ -85,6 +85,11 @@ async def publish_links(shared: Shared, title: str) -> None:
         await acreate_image_artifact(
             image_url=shared.contact_sheet, key="contact-sheet", description="Contact sheet"
         )
+    portraits = [url for path, url in shared.files.items() if path.startswith("cast/")]
+    for number, portrait in enumerate(u for u in portraits if ".png" in u.split("?")[0]):
+        await acreate_image_artifact(
+            image_url=portrait, key=f"portrait-{number}", description=f"Cast portrait {number}"
+        )
     for number, keyframe in enumerate(shared.keyframes):
         await acreate_image_artifact(
             image_url=keyframe, key=f"keyframe-{number}", description=f"Keyframe {number}"
