@@ -34,6 +34,14 @@ class SchedulePolicy(BaseModel):
     tick_s: float = Field(
         0.25, gt=0, description="How often waiting renders re-check the aging bound."
     )
+    observe: bool = Field(
+        True,
+        description="Ask the servers what they run (their queue and history), so renders of "
+        "other runs and clients count; False: see only this run's renders.",
+    )
+    observe_s: float = Field(
+        1.0, gt=0, description="How old the servers' answers may be when renders wait."
+    )
 
 
 def policy_from_environment(environ: Mapping[str, str] | None = None) -> SchedulePolicy:
@@ -65,21 +73,60 @@ class Request:
 
 @dataclass
 class ServerState:
-    """A server as the scheduler sees it: its loaded family and estimated ends of its renders."""
+    """A server as the scheduler sees it: its loaded family and estimated ends of its renders.
+
+    `running` are this scheduler's renders; `others` the estimated ends of slots that other
+    runs or clients hold, as the server last reported. `changed` is when this scheduler last
+    granted or released one of its slots: a report asked before then is older news.
+    """
 
     name: str
     slots: int
     loaded: Family | None = None
     running: dict[int, float] = field(default_factory=dict)
+    others: list[float] = field(default_factory=list)
+    changed: float = float("-inf")
 
     @property
     def free(self) -> bool:
-        return len(self.running) < self.slots
+        return len(self.running) + len(self.others) < self.slots
 
     def lanes(self, now: float) -> list[float]:
         """When each of its slots is expected to be free."""
-        ends = sorted(max(now, end) for end in self.running.values())
-        return [now] * (self.slots - len(ends)) + ends
+        ends = sorted(max(now, end) for end in [*self.running.values(), *self.others])
+        return [now] * max(0, self.slots - len(ends)) + ends[: self.slots]
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """What one server said about itself: prompts it holds, and the family on its GPU.
+
+    `family` is the family of the last prompt queued on it, else of the one running, else of
+    the newest it finished (None: it ran nothing with a model). `asked` is when the question
+    was sent, on the scheduler's clock.
+    """
+
+    busy: int
+    family: Family | None
+    asked: float
+
+
+def fold_report(state: ServerState, report: ServerReport, now: float, remaining_s: float) -> None:
+    """Bring `state` up to what its server reported, unless this scheduler changed it since.
+
+    Prompts beyond this scheduler's own are other runs': they fill the free slots, each
+    expected to end in `remaining_s`, and prompts queued behind them push that back by two
+    `remaining_s` (one whole render) per round. The reported family is believed while none
+    of this scheduler's renders is on the server (then the GPU runs ours).
+    """
+    if report.asked < state.changed:
+        return
+    theirs = max(0, report.busy - len(state.running))
+    lanes = max(0, min(theirs, state.slots - len(state.running)))
+    rounds = -(-theirs // lanes) if lanes else 0
+    state.others = [now + remaining_s * (2 * rounds - 1)] * lanes
+    if not state.running and report.family is not None:
+        state.loaded = report.family
 
 
 @dataclass

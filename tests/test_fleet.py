@@ -1,0 +1,189 @@
+"""A studio: several runs sharing GPU servers. Model-aware routing across runs (each run's
+scheduler asks the servers what they run), GPU slot claims, and films started as deployment
+runs on a real Prefect server with two workers, three simulators and an S3 store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from blocks.comfyui import ComfyUIServer
+from flows.run import build_studio
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import ModelLoadSeconds, SimSettings
+from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
+from tasks.runtime.schedule.policy import SchedulePolicy
+from tasks.runtime.schedule.scheduler import GpuScheduler
+from tasks.runtime.slots import FileLockSlots, PrefectSlots, SlotTaken
+from tasks.runtime.store import local_storage
+from tasks.runtime.studio import Studio, run_on_gpu
+from tasks.schema.schedule import Family
+from tests.film_helpers import sim_stats
+
+LOADING = SimSettings(
+    gpu_seconds_per_output_second=0.1,
+    model_load_seconds=ModelLoadSeconds(image=0.3, ltx=0.3, ace_step=0.3),
+)
+
+
+@pytest.fixture
+def two_sims(tmp_path: Path) -> Iterator[list[RunningSimulator]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(start_simulator(LOADING, workdir=tmp_path / f"sim{n}"))
+            for n in range(2)
+        ]
+
+
+async def a_run(root: Path, urls: list[str], policy: SchedulePolicy | None = None) -> Studio:
+    """One film run's studio on `urls`; runs built on the same `root` share its slot locks."""
+    studio = await build_studio(
+        [ComfyUIServer(url=url) for url in urls],
+        local_storage(root / "store"),
+        root / f"scratch-{time.monotonic_ns()}",
+        "fast",
+    )
+    studio.scheduler = GpuScheduler(policy or SchedulePolicy())
+    return studio
+
+
+def prompt_of(studio: Studio, family: Family, n: int, seconds: float = 2.0) -> dict[str, Any]:
+    if family == "image":
+        return keyframe_prompt(
+            studio.templates[TemplateKind.keyframe],
+            prompt=f"a harbour at dawn, boat {n}",
+            width=64,
+            height=64,
+            seed=n,
+            models=studio.models,
+            output_prefix="reelflow/keyframe",
+        )
+    return cue_prompt(
+        studio.templates[TemplateKind.cue],
+        tags="cinematic strings, calm",
+        bpm=80,
+        keyscale="C major",
+        seconds=seconds,
+        seed=n,
+        models=studio.models,
+        output_prefix="reelflow/cue",
+    )
+
+
+async def render(studio: Studio, family: Family, n: int) -> str:
+    """One render through the scheduler and slots, as a stage does; the server it ran on."""
+    output_s = 1.0 if family == "image" else 2.0
+    result = await run_on_gpu(
+        studio,
+        prompt_of(studio, family, n),
+        uploads=[],
+        label=f"{family}-{n}",
+        family=family,
+        output_s=output_s,
+    )
+    return result.server
+
+
+def families_run(url: str) -> list[str]:
+    runs = sorted(sim_stats(url)["executions"], key=lambda e: e["start"])
+    return [e["family"] for e in runs]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_run_renders_each_family_where_another_run_left_it_loaded(
+    tmp_path: Path, two_sims: list[RunningSimulator]
+) -> None:
+    music, pictures = (sim.url for sim in two_sims)
+
+    async def go() -> GpuScheduler:
+        # Earlier runs, each on one server: a cue on the first, a keyframe on the second.
+        await render(await a_run(tmp_path, [music]), "ace_step", 100)
+        await render(await a_run(tmp_path, [pictures]), "image", 100)
+        # A new run on both servers knows nothing of them but what the servers say.
+        studio = await a_run(tmp_path, [pictures, music])
+        work = [("image", n) for n in range(3)] + [("ace_step", n) for n in range(3)]
+        await asyncio.gather(*(render(studio, family, n) for family, n in work))  # type: ignore[arg-type]
+        return studio.scheduler
+
+    scheduler = asyncio.run(go())
+    assert families_run(music) == ["ace_step"] * 4
+    assert families_run(pictures) == ["image"] * 4
+    assert sim_stats(music)["model_loads"] == {"ace_step": 1}
+    assert sim_stats(pictures)["model_loads"] == {"image": 1}
+    report = scheduler.report()
+    assert (report.loads, report.minimum_loads) == (0, 0)
+    assert scheduler.observations >= 1
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_render_goes_to_the_idle_server_not_behind_another_clients_prompt(
+    tmp_path: Path, two_sims: list[RunningSimulator]
+) -> None:
+    busy, idle = (sim.url for sim in two_sims)
+
+    async def go() -> tuple[str, float]:
+        studio = await a_run(tmp_path, [busy, idle])
+        # Another client (no reelflow slots) queues a 30 s cue: 3 s on this GPU.
+        async with ComfyUIServer(url=busy).client() as client:
+            await client.submit(prompt_of(studio, "ace_step", 7, seconds=30.0))
+        while not httpx.get(f"{busy}/queue", timeout=5).json()["queue_running"]:
+            await asyncio.sleep(0.02)
+        began = time.monotonic()
+        server = await render(studio, "image", 1)
+        return server, time.monotonic() - began
+
+    server, took = asyncio.run(go())
+    assert server == idle
+    assert took < 2.0
+    assert families_run(idle) == ["image"]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_slot_another_run_claimed_first_sends_the_render_to_the_other_server(
+    tmp_path: Path, two_sims: list[RunningSimulator]
+) -> None:
+    warm, fresh = (sim.url for sim in two_sims)
+    quick = SchedulePolicy(load_s=0.1, gpu_s_per_output_s=0.1)
+
+    async def go() -> str:
+        await render(await a_run(tmp_path, [warm]), "image", 0)
+        other = await a_run(tmp_path, [warm])
+        studio = await a_run(tmp_path, [warm, fresh], quick)
+        # Another run holds the warm server's slot but has not submitted yet: the server
+        # looks idle and holds the model, so the policy picks it and the claim finds it taken.
+        assert isinstance(other.slots, FileLockSlots)
+        async with other.slots.claim(other.servers[0]):
+            return await render(studio, "image", 1)
+
+    assert asyncio.run(go()) == fresh
+    assert families_run(fresh) == ["image"]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_prefect_slot_claim_is_refused_at_once_while_another_holds_it() -> None:
+    server = ComfyUIServer(url="http://gpu-box-9:8188")
+    slots = PrefectSlots()
+
+    async def go() -> float:
+        await slots.ensure_limits([server])
+        try:
+            async with slots.claim(server):
+                began = time.monotonic()
+                with pytest.raises(SlotTaken):
+                    async with slots.claim(server):
+                        pass
+                refused_in = time.monotonic() - began
+            async with slots.claim(server) as again:
+                assert again.server == server
+            return refused_in
+        finally:
+            await slots.remove_limits([server])
+
+    assert asyncio.run(go()) < 5.0
