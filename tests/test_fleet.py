@@ -26,6 +26,7 @@ from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family
 from tests.film_helpers import sim_stats
+from tests.fleet_helpers import describe, fleet, fleet_figure, workers_of, write_film
 
 LOADING = SimSettings(
     gpu_seconds_per_output_second=0.1,
@@ -187,3 +188,47 @@ def test_a_prefect_slot_claim_is_refused_at_once_while_another_holds_it() -> Non
             await slots.remove_limits([server])
 
     assert asyncio.run(go()) < 5.0
+
+
+# --- a studio: a Prefect server, two workers, three GPUs, a bucket ---------------------------
+
+FLEET_SIMS = SimSettings(
+    gpu_seconds_per_output_second=0.5,
+    model_load_seconds=ModelLoadSeconds(image=0.5, ltx=0.5, ace_step=0.5),
+)
+
+
+def operator_schedule(settings: SimSettings) -> str:
+    """`REELFLOW_SCHEDULE` as an operator sets it on the workers: the GPUs' own figures."""
+    return SchedulePolicy(
+        load_s=settings.model_load_seconds.ltx,
+        gpu_s_per_output_s=settings.gpu_seconds_per_output_second,
+    ).model_dump_json()
+
+
+def test_three_films_started_together_on_two_workers_render_every_prompt_once_a_gpu_each(
+    tmp_path: Path,
+) -> None:
+    films = [
+        write_film(tmp_path / "screenplays", f"Film {name}", chains=2, shots=2, seconds=2.0)
+        for name in "ABC"
+    ]
+    with fleet(tmp_path, sims=3, settings=FLEET_SIMS) as studio:
+        for name in ("gpu-box-1", "gpu-box-2"):
+            studio.start_worker(name, limit=2, REELFLOW_SCHEDULE=operator_schedule(FLEET_SIMS))
+        ids = studio.start_films(films)
+        runs = studio.wait_final(ids, timeout=540)
+        failed = [run.state_name for run in runs if not run.state or not run.state.is_completed()]
+        assert not failed, f"{failed}\n{studio.server.log_tail()}"
+        figure = fleet_figure(studio, runs, films, FLEET_SIMS)
+        workers = workers_of(studio.server.api_url, ids)
+    print("\nFLEET " + "\nFLEET ".join(describe(figure)))
+    # Every planned render ran exactly once, across the three servers.
+    assert figure.planned_renders == 18
+    assert figure.prompts == figure.planned_renders and figure.rerendered == 0
+    assert all(server.prompts > 0 for server in figure.servers)
+    # The slots held: no server ever had a prompt waiting behind another, nor two at once.
+    assert [(s.queued_behind, s.overlapping) for s in figure.servers] == [(0, 0)] * 3
+    # Both GPU boxes' workers took films.
+    assert set(workers) == set(ids) and set(workers.values()) == {"gpu-box-1", "gpu-box-2"}
+    assert figure.makespan_s >= figure.lower_bound_s > 0

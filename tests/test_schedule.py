@@ -86,6 +86,13 @@ def test_a_render_loads_on_an_idle_server_when_waiting_would_cost_more_than_the_
     assert idle.loaded == "ltx" and 0 in idle.running
 
 
+def test_a_load_goes_to_an_empty_gpu_or_a_spare_copy_before_the_only_copy_of_a_model() -> None:
+    only_image, empty = ServerState("a", 1, loaded="image"), ServerState("b", 1)
+    assert grants([only_image, empty], [request(0, "ltx")]) == [(0, "b")]
+    spare = [ServerState("a", 1, loaded="image"), *(ServerState(n, 1, loaded="ltx") for n in "bc")]
+    assert grants(spare, [request(1, "ace_step")]) in ([(1, "b")], [(1, "c")])
+
+
 def test_renders_queued_ahead_count_when_deciding_whether_to_wait() -> None:
     busy = ServerState("a", 1, loaded="ltx", running={99: 1.5})
     idle = ServerState("b", 1, loaded="image")

@@ -29,7 +29,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.comfyui import ComfyUIServer
 from tasks.runtime.locks import release_flock, try_flock
@@ -124,11 +124,13 @@ class PrefectSlots:
                         server.concurrency_limit_name
                     )
                 except ObjectNotFound:
-                    await client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(
-                            name=server.concurrency_limit_name, limit=server.gpu_slots
+                    # Films started together race to create it: whoever is second finds it.
+                    with contextlib.suppress(ObjectAlreadyExists):
+                        await client.create_global_concurrency_limit(
+                            GlobalConcurrencyLimitCreate(
+                                name=server.concurrency_limit_name, limit=server.gpu_slots
+                            )
                         )
-                    )
 
     async def remove_limits(self, servers: Sequence[ComfyUIServer]) -> None:
         """Delete the servers' limits: for a throwaway server (the embedded simulator's random

@@ -239,6 +239,16 @@ def pick(
     return None
 
 
+def eviction_cost(server: ServerState, servers: Sequence[ServerState]) -> int:
+    """What loading another family on `server` throws away: nothing (0), a model another
+    server also holds (1), or the only copy (2), which the next render of that family, in
+    this run or another, would have to load again."""
+    if server.loaded is None:
+        return 0
+    copies = sum(1 for s in servers if s.loaded == server.loaded)
+    return 1 if copies > 1 else 2
+
+
 def assign(
     servers: Sequence[ServerState],
     waiting: Sequence[Request],
@@ -250,7 +260,8 @@ def assign(
     """Grants for every free slot, applied to `servers` as they are made.
 
     Servers whose loaded family has renders waiting choose first, so that affinity grants
-    are settled before any server decides whether a switch pays.
+    are settled before any server decides whether a switch pays; of the rest, the server
+    whose model is least missed (`eviction_cost`) loads first.
     """
     grants: list[tuple[Request, ServerState, LoadReason | None]] = []
     remaining = list(waiting)
@@ -261,7 +272,7 @@ def assign(
         if not free:
             break
         families = {r.family for r in remaining}
-        server = min(free, key=lambda s: s.loaded not in families)
+        server = min(free, key=lambda s: (s.loaded not in families, eviction_cost(s, servers)))
         choice = pick(server, servers, remaining, now, policy, estimates, served)
         if choice is None:
             passed.add(server.name)

@@ -113,9 +113,7 @@ class GpuScheduler:
                 state, reason, previous = granted
                 held = AsyncExitStack()
                 try:
-                    slot = await held.enter_async_context(
-                        slots.claim(self._servers[state.name][0])
-                    )
+                    slot = await held.enter_async_context(slots.claim(self._servers[state.name][0]))
                 except SlotTaken:
                     with self._lock:
                         self._release(state, request.number, previous, ran=False)

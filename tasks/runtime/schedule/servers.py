@@ -83,9 +83,7 @@ async def ask(server: ComfyUIServer) -> ServerReport | None:
     return report_from(queue, history, asked)
 
 
-async def ask_all(
-    servers: Sequence[ComfyUIServer], timeout_s: float
-) -> dict[str, ServerReport]:
+async def ask_all(servers: Sequence[ComfyUIServer], timeout_s: float) -> dict[str, ServerReport]:
     """Every server's report that arrives within `timeout_s`, by URL."""
 
     async def one(server: ComfyUIServer) -> tuple[str, ServerReport | None]:

@@ -1,0 +1,430 @@
+"""A studio on one machine: a real Prefect server with a process work pool and workers, ComfyUI
+simulators, an S3 bucket (moto), the film deployment, and the figures a fleet run is judged by.
+
+Used by tests/test_fleet.py and bench/fleet.py. Every process it starts runs in its own
+session and is stopped with everything it spawned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import FlowRun
+
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import SimSettings
+from tasks.plan import plan_screenplay
+from tasks.schema.film_plan import FilmPlan
+from tasks.schema.options import FilmOptions
+from tests.film_helpers import TINY_RENDER
+from tests.prefect_server import PREFECT, PrefectServer, prefect_server
+from tests.s3_helpers import moto_server
+
+POOL = "reelflow"
+FILM = "film/film"
+BUCKET = "films"
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """The AWS environment a studio's workers get, pointed at `endpoint`."""
+    return {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+
+
+def write_film(
+    folder: Path, name: str, chains: int, shots: int, seconds: float, *, scored: bool = False
+) -> Path:
+    """A small film of `chains` chains of `shots` hard-cut sequences, its text its own (so two
+    films never share a render through the cache)."""
+    scenes: list[dict[str, Any]] = []
+    for chain in range(chains):
+        for shot in range(shots):
+            scene: dict[str, Any] = {
+                "description": f"{name}, chain {chain} shot {shot}: the tide rolls in.",
+                "duration": seconds,
+                "relay_break": shot > 0,
+            }
+            if shot == 0 and chain > 0:
+                scene["tags"] = ["keyframe"]
+            scenes.append(scene)
+    document: dict[str, Any] = {
+        "title": name,
+        "style": "flat colours",
+        "setting": "a quiet harbour",
+        "characters": {"ANA": "a woman in a red coat"},
+        "render": TINY_RENDER,
+        "scenes": scenes,
+    }
+    if not scored:
+        document["score"] = None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name.lower().replace(' ', '_')}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@dataclass
+class Fleet:
+    """A running studio; `start_films` triggers film deployment runs as the UI's Run would."""
+
+    server: PrefectServer
+    sims: list[RunningSimulator]
+    root: Path
+    s3_endpoint: str
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def urls(self) -> list[str]:
+        return [sim.url for sim in self.sims]
+
+    @property
+    def store(self) -> str:
+        return f"s3://{BUCKET}/studio"
+
+    def start_worker(self, name: str, limit: int, **env: str) -> subprocess.Popen[bytes]:
+        """`prefect worker start` for one GPU box: at most `limit` films at once."""
+        process = self.server.spawn(
+            [PREFECT, "worker", "start", "--pool", POOL, "--type", "process",
+             "--name", name, "--limit", str(limit)],
+            self.root / f"worker-{name}.log",
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PREFECT_WORKER_PREFETCH_SECONDS="1",
+            **s3_environment(self.s3_endpoint),
+            **env,
+        )  # fmt: skip
+        self.workers[name] = process
+        return process
+
+    def parameters(self, screenplay: Path) -> dict[str, Any]:
+        out = self.root / "out" / screenplay.stem
+        return {
+            "screenplay": str(screenplay),
+            "options": {
+                "comfyui": self.urls,
+                "out": str(out),
+                "store": self.store,
+                "studio": {"gpu_slots": "prefect"},
+            },
+        }
+
+    def start_films(self, screenplays: Sequence[Path]) -> list[str]:
+        """One film deployment run per screenplay, created together; their ids."""
+
+        async def go() -> list[str]:
+            async with PrefectClient(api=self.server.api_url) as client:
+                deployment = await client.read_deployment_by_name(FILM)
+                runs = await asyncio.gather(
+                    *(
+                        client.create_flow_run_from_deployment(
+                            deployment.id, parameters=self.parameters(path)
+                        )
+                        for path in screenplays
+                    )
+                )
+            return [str(run.id) for run in runs]
+
+        return asyncio.run(go())
+
+    def read_runs(self, ids: Sequence[str]) -> list[FlowRun]:
+        async def go() -> list[FlowRun]:
+            async with PrefectClient(api=self.server.api_url) as client:
+                return [await client.read_flow_run(run_id) for run_id in ids]  # type: ignore[arg-type]
+
+        return asyncio.run(go())
+
+    def wait_final(self, ids: Sequence[str], timeout: float) -> list[FlowRun]:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.read_runs(ids)
+            if all(run.state is not None and run.state.is_final() for run in runs):
+                return runs
+            if time.monotonic() > deadline:
+                states = [run.state_name for run in runs]
+                raise AssertionError(f"runs not final after {timeout:.0f} s: {states}")
+            time.sleep(1.0)
+
+
+@contextmanager
+def fleet(
+    root: Path, *, sims: int, settings: SimSettings, **server_settings: str
+) -> Iterator[Fleet]:
+    """Server (slot waits capped at 1 s), pool, film deployment, bucket and simulators; the
+    caller starts the workers. Stray flow-run processes are stopped with everything else."""
+    with ExitStack() as stack:
+        port = stack.enter_context(moto_server())
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", **_boto(endpoint)).create_bucket(Bucket=BUCKET)
+        server = stack.enter_context(
+            prefect_server(
+                root / "prefect",
+                PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="1",
+                **server_settings,
+            )
+        )
+        stack.callback(stop_flow_runs, server.api_url)
+        simulators = [
+            stack.enter_context(start_simulator(settings, workdir=root / f"sim{n}"))
+            for n in range(sims)
+        ]
+        server.create_process_pool(POOL)
+        server.cli("deploy", "--name", "film", "--prefect-file", "deployments/prefect.yaml")
+        yield Fleet(server, simulators, root, endpoint)
+
+
+def _boto(endpoint: str) -> dict[str, str]:
+    env = s3_environment(endpoint)
+    return {
+        "endpoint_url": endpoint,
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
+def flow_run_processes(api_url: str, flow_run_id: str | None = None) -> list[int]:
+    """Processes of this user that run flows against `api_url` (one flow run's, if given).
+
+    A process worker starts each flow run in a session of its own, so stopping the worker's
+    process group leaves them running.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if f"PREFECT_API_URL={api_url}".encode() not in environ:
+                continue
+            run = next((v for v in environ if v.startswith(b"PREFECT__FLOW_RUN_ID=")), None)
+            if run is None:
+                continue
+            if flow_run_id is None or run.decode().endswith(f"={flow_run_id}"):
+                found.append(int(entry.name))
+    return found
+
+
+def kill_groups(pids: Sequence[int]) -> None:
+    """SIGKILL each process's whole group, as a machine dying would."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
+def stop_flow_runs(api_url: str) -> None:
+    kill_groups(flow_run_processes(api_url))
+
+
+# --- figures ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerFigure:
+    """One simulated GPU after the films: prompts, loads against the minimum, discipline."""
+
+    url: str
+    prompts: int
+    loads: int
+    minimum_loads: int
+    load_order: tuple[str, ...]
+    busy_s: float
+    queued_behind: int
+    overlapping: int
+
+
+def graph_key(graph: Any) -> str:
+    return hashlib.sha256(json.dumps(graph, sort_keys=True).encode()).hexdigest()
+
+
+def server_figure(url: str) -> tuple[ServerFigure, list[dict[str, Any]]]:
+    """A simulator's own record; also its executions with their prompt graphs' keys.
+
+    `queued_behind`: prompts the server accepted while another was still on its GPU (a
+    slot held by two renders); `overlapping`: executions that overlap in time.
+    """
+    stats = httpx.get(f"{url}/reelflow-sim/stats", timeout=30).json()
+    jobs = httpx.get(f"{url}/api/jobs", params={"limit": 100000}, timeout=30).json()["jobs"]
+    history = httpx.get(f"{url}/history", timeout=30).json()
+    created = {job["id"]: job["create_time"] for job in jobs}
+    runs = sorted(stats["executions"], key=lambda e: e["start"])
+    for run in runs:
+        entry = history.get(run["prompt_id"], {})
+        run["graph"] = graph_key(entry.get("prompt", [None, None, None])[2])
+    pairs = list(itertools.pairwise(runs))
+    families = {run["family"] for run in runs if run["family"]}
+    figure = ServerFigure(
+        url=url,
+        prompts=len(runs),
+        loads=sum(stats["model_loads"].values()),
+        minimum_loads=len(families),
+        load_order=tuple(run["family"] for run in runs if run["load_s"] > 0),
+        busy_s=round(stats["gpu_busy_seconds"], 3),
+        queued_behind=sum(created[b["prompt_id"]] < a["end_ms"] for a, b in pairs),
+        overlapping=sum(b["start"] < a["end"] for a, b in pairs),
+    )
+    return figure, runs
+
+
+@dataclass(frozen=True)
+class PlannedWork:
+    """What a film asks of the GPUs: renders, their GPU seconds, its longest chain."""
+
+    renders: int
+    families: frozenset[str]
+    work_s: float
+    critical_path_s: float
+
+
+def planned_work(plan: FilmPlan, rate: float) -> PlannedWork:
+    """GPU seconds at `rate` per output second (a keyframe is one output second, as the
+    simulator counts it); the critical path is the longest chain: its keyframe, then its
+    sequences one after another (cues left out, so it stays a lower bound)."""
+    seconds = {sequence.index: sequence.seconds for sequence in plan.sequences}
+    keyframes = [chain for chain in plan.chains if chain.keyframe.prompt is not None]
+    chains = [
+        (1.0 if chain.keyframe.prompt is not None else 0.0)
+        + sum(seconds[index] for index in chain.sequences)
+        for chain in plan.chains
+    ]
+    families = {"ltx", *(["image"] if keyframes else []), *(["ace_step"] if plan.cues else [])}
+    output = len(keyframes) + sum(seconds.values()) + sum(cue.duration_s for cue in plan.cues)
+    return PlannedWork(
+        renders=len(keyframes) + len(plan.sequences) + len(plan.cues),
+        families=frozenset(families),
+        work_s=rate * output,
+        critical_path_s=rate * max(chains),
+    )
+
+
+def plan_of(screenplay: Path) -> FilmPlan:
+    return plan_screenplay(screenplay, FilmOptions())
+
+
+@dataclass(frozen=True)
+class FleetFigure:
+    """Makespan against its lower bound, and model loads per server against the minimum.
+
+    Lower bound: max(total GPU seconds / servers, the longest film's critical path), where
+    the total is the planned work plus one load of each family used (each must be loaded
+    somewhere) and the critical path starts with a load (the simulators start empty).
+    """
+
+    planned_renders: int
+    prompts: int
+    rerendered: int
+    rerendered_s: float
+    makespan_s: float
+    gpu_phase_s: float
+    total_gpu_s: float
+    critical_path_s: float
+    lower_bound_s: float
+    servers: tuple[ServerFigure, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan_s / self.lower_bound_s
+
+    @property
+    def gpu_phase_ratio(self) -> float:
+        return self.gpu_phase_s / self.lower_bound_s
+
+    @property
+    def loads(self) -> int:
+        return sum(server.loads for server in self.servers)
+
+    @property
+    def minimum_loads(self) -> int:
+        return sum(server.minimum_loads for server in self.servers)
+
+
+def fleet_figure(
+    fleet: Fleet, runs: Sequence[FlowRun], screenplays: Sequence[Path], settings: SimSettings
+) -> FleetFigure:
+    rate = settings.gpu_seconds_per_output_second
+    plans = [planned_work(plan_of(path), rate) for path in screenplays]
+    figures = [server_figure(url) for url in fleet.urls]
+    executions = [run for _, server_runs in figures for run in server_runs]
+    seen: set[str] = set()
+    again = []
+    for run in sorted(executions, key=lambda e: e["start"]):
+        if run["graph"] in seen:
+            again.append(run)
+        seen.add(run["graph"])
+    families = frozenset().union(*(plan.families for plan in plans))
+    loads = settings.model_load_seconds
+    total = sum(plan.work_s for plan in plans) + sum(getattr(loads, f) for f in families)
+    first_load = max(getattr(loads, f) for f in families)
+    critical = max(plan.critical_path_s for plan in plans) + first_load
+    starts = [run.start_time.timestamp() for run in runs if run.start_time]
+    ends = [run.end_time.timestamp() for run in runs if run.end_time]
+    return FleetFigure(
+        planned_renders=sum(plan.renders for plan in plans),
+        prompts=len(executions),
+        rerendered=len(again),
+        rerendered_s=round(sum(run["end"] - run["start"] for run in again), 3),
+        makespan_s=round(max(ends) - min(starts), 3),
+        gpu_phase_s=round(
+            max(e["end"] for e in executions) - min(e["start"] for e in executions), 3
+        ),
+        total_gpu_s=round(total, 3),
+        critical_path_s=round(critical, 3),
+        lower_bound_s=round(max(total / len(fleet.sims), critical), 3),
+        servers=tuple(figure for figure, _ in figures),
+    )
+
+
+def describe(figure: FleetFigure) -> list[str]:
+    """The figure as a reader wants it: the ratio first, then each server's loads."""
+    lines = [
+        f"makespan {figure.makespan_s:.1f} s / lower bound {figure.lower_bound_s:.1f} s = "
+        f"{figure.ratio:.2f} (GPU phase {figure.gpu_phase_s:.1f} s = "
+        f"{figure.gpu_phase_ratio:.2f}); total GPU {figure.total_gpu_s:.1f} s, critical path "
+        f"{figure.critical_path_s:.1f} s",
+        f"prompts {figure.prompts} for {figure.planned_renders} planned renders, "
+        f"{figure.rerendered} rendered again ({figure.rerendered_s:.1f} GPU s)",
+        f"model loads {figure.loads} (minimum {figure.minimum_loads}, one per family a server ran)",
+    ]
+    for server in figure.servers:
+        lines.append(
+            f"  {server.url}: {server.prompts} prompts, {server.loads} loads (minimum "
+            f"{server.minimum_loads}: {','.join(server.load_order) or '-'}), busy "
+            f"{server.busy_s:.1f} s, queued behind another {server.queued_behind}"
+        )
+    return lines
+
+
+def workers_of(api_url: str, run_ids: Sequence[str], timeout: float = 30) -> dict[str, str]:
+    """Which worker submitted each flow run, from the workers' own events."""
+    body = {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 50}
+    deadline = time.monotonic() + timeout
+    found: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{api_url}/events/filter", json=body, timeout=30)
+        answer.raise_for_status()
+        for event in answer.json()["events"]:
+            for related in event.get("related", []):
+                run = related["prefect.resource.id"].removeprefix("prefect.flow-run.")
+                if run in run_ids:
+                    found[run] = event["resource"]["prefect.resource.name"]
+        if set(found) >= set(run_ids):
+            break
+        time.sleep(1)  # events are written in batches
+    return found
