@@ -91,6 +91,7 @@ class Fleet:
     root: Path
     s3_endpoint: str
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    prefix: str = "studio"
 
     @property
     def urls(self) -> list[str]:
@@ -98,7 +99,23 @@ class Fleet:
 
     @property
     def store(self) -> str:
-        return f"s3://{BUCKET}/studio"
+        return f"s3://{BUCKET}/{self.prefix}"
+
+    def start_over(self, settings: SimSettings, prefix: str) -> None:
+        """Fresh simulators (nothing loaded, nothing counted) and an empty store prefix for
+        the next measurement; workers stopped (start them with their new environment)."""
+        for process in self.workers.values():
+            kill_groups([process.pid])
+            process.wait(timeout=30)
+        self.workers.clear()
+        stop_flow_runs(self.server.api_url)
+        count = len(self.sims)
+        for sim in self.sims:
+            sim.stop()
+        self.sims = [
+            start_simulator(settings, workdir=self.root / prefix / f"sim{n}") for n in range(count)
+        ]
+        self.prefix = prefix
 
     def start_worker(self, name: str, limit: int, **env: str) -> subprocess.Popen[bytes]:
         """`prefect worker start` for one GPU box: at most `limit` films at once."""
@@ -181,13 +198,12 @@ def fleet(
             )
         )
         stack.callback(stop_flow_runs, server.api_url)
-        simulators = [
-            stack.enter_context(start_simulator(settings, workdir=root / f"sim{n}"))
-            for n in range(sims)
-        ]
+        simulators = [start_simulator(settings, workdir=root / f"sim{n}") for n in range(sims)]
+        studio = Fleet(server, simulators, root, endpoint)
+        stack.callback(lambda: [sim.stop() for sim in studio.sims])
         server.create_process_pool(POOL)
         server.cli("deploy", "--name", "film", "--prefect-file", "deployments/prefect.yaml")
-        yield Fleet(server, simulators, root, endpoint)
+        yield studio
 
 
 def _boto(endpoint: str) -> dict[str, str]:
@@ -295,8 +311,9 @@ class PlannedWork:
 
 def planned_work(plan: FilmPlan, rate: float) -> PlannedWork:
     """GPU seconds at `rate` per output second (a keyframe is one output second, as the
-    simulator counts it); the critical path is the longest chain: its keyframe, then its
-    sequences one after another (cues left out, so it stays a lower bound)."""
+    simulator counts it). The critical path is the longest chain (its keyframe, then its
+    sequences one after another) or the longest cue, whichever is longer: a bound whether
+    cues wait for the sequences or not."""
     seconds = {sequence.index: sequence.seconds for sequence in plan.sequences}
     keyframes = [chain for chain in plan.chains if chain.keyframe.prompt is not None]
     chains = [
@@ -310,7 +327,7 @@ def planned_work(plan: FilmPlan, rate: float) -> PlannedWork:
         renders=len(keyframes) + len(plan.sequences) + len(plan.cues),
         families=frozenset(families),
         work_s=rate * output,
-        critical_path_s=rate * max(chains),
+        critical_path_s=rate * max([*chains, *(cue.duration_s for cue in plan.cues)]),
     )
 
 
@@ -411,11 +428,11 @@ def describe(figure: FleetFigure) -> list[str]:
     return lines
 
 
-def workers_of(api_url: str, run_ids: Sequence[str], timeout: float = 30) -> dict[str, str]:
-    """Which worker submitted each flow run, from the workers' own events."""
+def workers_of(api_url: str, run_ids: Sequence[str], timeout: float = 30) -> dict[str, set[str]]:
+    """Which workers submitted each flow run (a rescheduled run: two), from their events."""
     body = {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 50}
     deadline = time.monotonic() + timeout
-    found: dict[str, str] = {}
+    found: dict[str, set[str]] = {}
     while time.monotonic() < deadline:
         answer = httpx.post(f"{api_url}/events/filter", json=body, timeout=30)
         answer.raise_for_status()
@@ -423,7 +440,7 @@ def workers_of(api_url: str, run_ids: Sequence[str], timeout: float = 30) -> dic
             for related in event.get("related", []):
                 run = related["prefect.resource.id"].removeprefix("prefect.flow-run.")
                 if run in run_ids:
-                    found[run] = event["resource"]["prefect.resource.name"]
+                    found.setdefault(run, set()).add(event["resource"]["prefect.resource.name"])
         if set(found) >= set(run_ids):
             break
         time.sleep(1)  # events are written in batches

@@ -5,6 +5,7 @@ runs on a real Prefect server with two workers, three simulators and an S3 store
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from blocks.comfyui import ComfyUIServer
 from flows.run import build_studio
@@ -26,7 +28,16 @@ from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family
 from tests.film_helpers import sim_stats
-from tests.fleet_helpers import describe, fleet, fleet_figure, workers_of, write_film
+from tests.fleet_helpers import (
+    describe,
+    fleet,
+    fleet_figure,
+    flow_run_processes,
+    kill_groups,
+    workers_of,
+    write_film,
+)
+from tests.prefect_server import REPO
 
 LOADING = SimSettings(
     gpu_seconds_per_output_second=0.1,
@@ -230,5 +241,121 @@ def test_three_films_started_together_on_two_workers_render_every_prompt_once_a_
     # The slots held: no server ever had a prompt waiting behind another, nor two at once.
     assert [(s.queued_behind, s.overlapping) for s in figure.servers] == [(0, 0)] * 3
     # Both GPU boxes' workers took films.
-    assert set(workers) == set(ids) and set(workers.values()) == {"gpu-box-1", "gpu-box-2"}
+    assert set(workers) == set(ids)
+    assert set().union(*workers.values()) == {"gpu-box-1", "gpu-box-2"}
     assert figure.makespan_s >= figure.lower_bound_s > 0
+
+
+# --- a GPU box dies mid-render --------------------------------------------------------------
+
+AUTOMATIONS = REPO / "deployments" / "automations.yaml"
+CRASH_SIMS = SimSettings(
+    gpu_seconds_per_output_second=1.0,
+    model_load_seconds=ModelLoadSeconds(image=0.5, ltx=0.5, ace_step=0.5),
+)
+LEASE_S = 60.0
+
+
+def automations_with_silence(folder: Path, silence_s: int) -> Path:
+    """The studio's automations, with a shorter heartbeat silence (the test's patience)."""
+    document = yaml.safe_load(AUTOMATIONS.read_text())
+    for automation in document["automations"]:
+        if automation["trigger"]["posture"] == "Proactive":
+            automation["trigger"]["within"] = silence_s
+    path = folder / "automations.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def gpu_in_use(urls: list[str]) -> str | None:
+    """The server whose GPU is running a prompt right now, if any."""
+    for url in urls:
+        if httpx.get(f"{url}/queue", timeout=5).json()["queue_running"]:
+            return url
+    return None
+
+
+class SlotWatch(threading.Thread):
+    """Polls one server's Prefect limit; `returned` is the first time its slot was free or
+    a prompt started on its GPU again (only a slot holder submits), after `since`."""
+
+    def __init__(self, api_url: str, url: str, since: float, until_s: float = 150) -> None:
+        super().__init__(daemon=True)
+        self.api_url, self.url, self.since, self.until_s = api_url, url, since, until_s
+        self.name_ = ComfyUIServer(url=url).concurrency_limit_name
+        self.free_at: float | None = None
+
+    def run(self) -> None:
+        while self.free_at is None and time.time() - self.since < self.until_s:
+            limit = httpx.get(f"{self.api_url}/v2/concurrency_limits/{self.name_}", timeout=10)
+            if limit.json()["active_slots"] == 0:
+                self.free_at = time.time()
+            time.sleep(0.25)
+
+    def returned_after(self, orphan_end: float) -> float | None:
+        started = [e["start"] for e in sim_stats(self.url)["executions"] if e["start"] > orphan_end]
+        moments = [t for t in [self.free_at, min(started, default=None)] if t is not None]
+        return min(moments) - self.since if moments else None
+
+
+def flow_run_states(api_url: str, run_id: str) -> list[str]:
+    answer = httpx.get(f"{api_url}/flow_run_states/", params={"flow_run_id": run_id}, timeout=30)
+    answer.raise_for_status()
+    return [state["type"] for state in answer.json()]
+
+
+def test_a_film_whose_gpu_box_dies_mid_render_is_crashed_rescheduled_and_finished_elsewhere(
+    tmp_path: Path,
+) -> None:
+    film = write_film(tmp_path / "screenplays", "Film K", chains=1, shots=4, seconds=2.0)
+    with fleet(tmp_path, sims=3, settings=CRASH_SIMS) as studio:
+        api = studio.server.api_url
+        studio.server.cli(
+            "automation", "create", "--from-file", str(automations_with_silence(tmp_path, 60))
+        )
+        for name in ("gpu-box-1", "gpu-box-2"):
+            studio.start_worker(
+                name,
+                limit=1,
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+                REELFLOW_SCHEDULE=operator_schedule(CRASH_SIMS),
+            )
+        (run_id,) = studio.start_films([film])
+        deadline = time.monotonic() + 300
+        # Mid-render: the keyframe and the first sequence done, the second on a GPU.
+        while True:
+            assert time.monotonic() < deadline, studio.server.log_tail()
+            executed = sum(sim_stats(url)["prompts_executed"] for url in studio.urls)
+            busy = gpu_in_use(studio.urls)
+            if executed >= 3 and busy is not None:
+                break
+            time.sleep(0.1)
+        (victim,) = workers_of(api, [run_id])[run_id]
+        killed_at = time.time()
+        kill_groups([studio.workers[victim].pid, *flow_run_processes(api, run_id)])
+        watch = SlotWatch(api, busy, since=killed_at)
+        watch.start()
+        (crashed,) = studio.wait_final([run_id], timeout=240)
+        while crashed.state_name != "Completed" and time.monotonic() < deadline + 300:
+            time.sleep(1)
+            (crashed,) = studio.read_runs([run_id])
+        watch.join()
+        states = flow_run_states(api, run_id)
+        orphan = max(e["end"] for e in sim_stats(busy)["executions"] if e["start"] < killed_at)
+        returned = watch.returned_after(orphan)
+        figure = fleet_figure(studio, [crashed], [film], CRASH_SIMS)
+        boxes = workers_of(api, [run_id])[run_id]
+    print(
+        f"\nCRASH killed {victim} at a render on {busy}; slot back after "
+        f"{returned if returned is None else round(returned, 1)} s (lease {LEASE_S:.0f} s); "
+        f"states {states}; GPU re-work {figure.rerendered} prompt(s), "
+        f"{figure.rerendered_s:.1f} GPU s"
+    )
+    assert crashed.state_name == "Completed", states
+    assert "CRASHED" in states and states.count("RUNNING") >= 2
+    assert boxes == {"gpu-box-1", "gpu-box-2"}  # the other box finished it
+    assert returned is not None and returned <= LEASE_S + 20
+    # Renders finished before the crash came from the cache; at most the one on the GPU
+    # when the box died ran again (its result was lost with the client).
+    assert figure.planned_renders == 5
+    assert figure.rerendered <= 1 and figure.prompts == figure.planned_renders + figure.rerendered

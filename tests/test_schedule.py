@@ -224,32 +224,32 @@ def test_each_of_reelflows_templates_is_known_by_its_model_family() -> None:
 
 
 def test_a_server_another_run_is_using_is_not_free_and_its_model_draws_its_family() -> None:
-    ltx_box, image_box = ServerState("a", 1), ServerState("b", 1)
-    fold_report(ltx_box, ServerReport(busy=1, family="ltx", asked=0.0), now=0.0, remaining_s=1.0)
-    fold_report(image_box, ServerReport(busy=0, family="image", asked=0.0), 0.0, 1.0)
+    ltx_box, image_box, empty = ServerState("a", 1), ServerState("b", 1), ServerState("c", 1)
+    fold_report(ltx_box, ServerReport(busy=1, family="ltx", asked=0.0))
+    fold_report(image_box, ServerReport(busy=0, family="image", asked=0.0))
+    fold_report(empty, ServerReport(busy=0, family=None, asked=0.0))
     assert (ltx_box.free, ltx_box.loaded, image_box.free, image_box.loaded) == (
         False, "ltx", True, "image",
     )  # fmt: skip
-    # The ltx render waits for the other run's server (free in 1 s) rather than load (2 s)...
-    assert grants([ltx_box, image_box], [request(0, "ltx")]) == []
-    # ...and an image render takes the idle server that holds its model.
-    assert grants([ltx_box, image_box], [request(1, "image")]) == [(1, "b")]
+    servers = [ltx_box, image_box, empty]
+    # An image render takes the idle server that holds its model.
+    assert grants(servers, [request(0, "image")]) == [(0, "b")]
+    # An ltx render does not wait behind another run, which keeps its server while it has
+    # ltx renders of its own: it loads, on the empty GPU rather than over the only image model.
+    servers = [ltx_box, ServerState("b", 1, loaded="image"), ServerState("c", 1)]
+    assert grants(servers, [request(1, "ltx")]) == [(1, "c")]
 
 
 def test_a_report_asked_before_this_run_changed_a_server_is_old_news() -> None:
     server = ServerState("a", 2, loaded="ltx", running={3: 5.0}, changed=2.0)
-    fold_report(server, ServerReport(busy=0, family="image", asked=1.5), 3.0, 1.0)
-    assert (server.loaded, server.others) == ("ltx", [])
+    fold_report(server, ServerReport(busy=0, family="image", asked=1.5))
+    assert (server.loaded, server.others) == ("ltx", 0)
     # While this run's render is on the GPU, the GPU runs its family whatever came before.
-    fold_report(server, ServerReport(busy=2, family="image", asked=2.5), 3.0, 1.0)
-    assert (server.loaded, server.others, server.free) == ("ltx", [4.0], False)
+    fold_report(server, ServerReport(busy=2, family="image", asked=2.5))
+    assert (server.loaded, server.others, server.free) == ("ltx", 1, False)
     server.running.clear()
-    fold_report(server, ServerReport(busy=0, family="image", asked=3.5), 4.0, 1.0)
-    assert (server.loaded, server.others, server.free) == ("image", [], True)
-    # Three prompts of another client on a one-GPU server: free after 1 + 2 + 2 s.
-    one_gpu = ServerState("b", 1)
-    fold_report(one_gpu, ServerReport(busy=3, family="image", asked=0.0), 0.0, 1.0)
-    assert one_gpu.others == [5.0]
+    fold_report(server, ServerReport(busy=0, family="image", asked=3.5))
+    assert (server.loaded, server.others, server.free) == ("image", 0, True)
 
 
 # --- on real simulators --------------------------------------------------------------------

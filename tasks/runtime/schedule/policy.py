@@ -75,26 +75,29 @@ class Request:
 class ServerState:
     """A server as the scheduler sees it: its loaded family and estimated ends of its renders.
 
-    `running` are this scheduler's renders; `others` the estimated ends of slots that other
-    runs or clients hold, as the server last reported. `changed` is when this scheduler last
-    granted or released one of its slots: a report asked before then is older news.
+    `running` are this scheduler's renders; `others` the slots that other runs or clients
+    hold, as the server last reported. `changed` is when this scheduler last granted or
+    released one of its slots: a report asked before then is older news.
     """
 
     name: str
     slots: int
     loaded: Family | None = None
     running: dict[int, float] = field(default_factory=dict)
-    others: list[float] = field(default_factory=list)
+    others: int = 0
     changed: float = float("-inf")
 
     @property
     def free(self) -> bool:
-        return len(self.running) + len(self.others) < self.slots
+        return len(self.running) + self.others < self.slots
 
     def lanes(self, now: float) -> list[float]:
-        """When each of its slots is expected to be free."""
-        ends = sorted(max(now, end) for end in [*self.running.values(), *self.others])
-        return [now] * max(0, self.slots - len(ends)) + ends[: self.slots]
+        """When each slot this scheduler can count on is expected to be free: now for a free
+        slot, the estimated end for one of its own renders. Slots other runs hold are left
+        out: a run keeps a server for as long as it has renders of that family, and no
+        report shows how many it has left."""
+        ends = sorted(max(now, end) for end in self.running.values())
+        return [now] * max(0, self.slots - len(ends) - self.others) + ends
 
 
 @dataclass(frozen=True)
@@ -111,20 +114,17 @@ class ServerReport:
     asked: float
 
 
-def fold_report(state: ServerState, report: ServerReport, now: float, remaining_s: float) -> None:
+def fold_report(state: ServerState, report: ServerReport) -> None:
     """Bring `state` up to what its server reported, unless this scheduler changed it since.
 
-    Prompts beyond this scheduler's own are other runs': they fill the free slots, each
-    expected to end in `remaining_s`, and prompts queued behind them push that back by two
-    `remaining_s` (one whole render) per round. The reported family is believed while none
-    of this scheduler's renders is on the server (then the GPU runs ours).
+    Prompts beyond this scheduler's own hold the other slots; the reported family is
+    believed while none of this scheduler's renders is on the server (then the GPU runs
+    ours).
     """
     if report.asked < state.changed:
         return
     theirs = max(0, report.busy - len(state.running))
-    lanes = max(0, min(theirs, state.slots - len(state.running)))
-    rounds = -(-theirs // lanes) if lanes else 0
-    state.others = [now + remaining_s * (2 * rounds - 1)] * lanes
+    state.others = min(theirs, max(0, state.slots - len(state.running)))
     if not state.running and report.family is not None:
         state.loaded = report.family
 

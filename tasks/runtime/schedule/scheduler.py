@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from statistics import fmean
 
 from blocks.comfyui import ComfyUIServer
 from tasks.runtime.schedule.policy import (
@@ -72,7 +71,6 @@ class GpuScheduler:
         self._last_served: dict[Family, float] = {}
         self._runs: list[_Run] = []
         self._numbers = itertools.count()
-        self._outputs: list[float] = []
         self._found: dict[str, Family | None] = {}
         self._observed_at = float("-inf")
         self._observing = False
@@ -117,7 +115,7 @@ class GpuScheduler:
                 except SlotTaken:
                     with self._lock:
                         self._release(state, request.number, previous, ran=False)
-                        state.others.append(time.monotonic() + self._remaining_s(state.loaded))
+                        state.others += 1  # until the next report says otherwise
                         self._waiting.append(request)
                     granted = None
                     continue
@@ -145,7 +143,6 @@ class GpuScheduler:
                 self._state(server)
             request = Request(next(self._numbers), family, output_s, time.monotonic())
             self._waiting.append(request)
-            self._outputs.append(output_s)
             return request
 
     async def _wait(
@@ -190,21 +187,13 @@ class GpuScheduler:
                 self._observing = False
                 self._observed_at = time.monotonic()
         with self._lock:
-            now = time.monotonic()
             for url, report in reports.items():
                 state = self._servers[url][1]
-                fold_report(state, report, now, self._remaining_s(report.family))
+                fold_report(state, report)
                 # What a server held before this run's first render there costs this run
                 # no load: it is not part of this run's minimum.
                 self._found.setdefault(url, state.loaded)
             self.observations += 1
-
-    def _remaining_s(self, family: Family | None) -> float:
-        """How long another run's render is expected to hold a slot still: half of one of
-        this run's typical renders of that family."""
-        typical = fmean(self._outputs) if self._outputs else 1.0
-        work = self.estimates.work_s(family, typical, loading=False) if family else typical
-        return work / 2
 
     @staticmethod
     def _release(state: ServerState, number: int, previous: Family | None, *, ran: bool) -> None:
