@@ -62,7 +62,17 @@ def measure(
     print(f"\n{rate:g} GPU s per output s, {mode}:")
     for line in describe(figure):
         print(f"  {line}")
+    began = min(run.start_time.timestamp() for run in runs if run.start_time)
     return {
+        "films": [
+            (
+                run.name,
+                round(run.start_time.timestamp() - began, 2),
+                round(run.end_time.timestamp() - began, 2),
+            )
+            for run in runs
+            if run.start_time and run.end_time
+        ],
         "rate": rate,
         "mode": mode,
         "ratio": round(figure.ratio, 4),

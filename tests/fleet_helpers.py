@@ -354,6 +354,9 @@ class FleetFigure:
     critical_path_s: float
     lower_bound_s: float
     servers: tuple[ServerFigure, ...]
+    timeline: tuple[tuple[str, str, float, float, float], ...] = ()
+    """(server, family, start, end, load seconds) of every prompt, seconds from the first
+    flow run's start."""
 
     @property
     def ratio(self) -> float:
@@ -405,6 +408,17 @@ def fleet_figure(
         critical_path_s=round(critical, 3),
         lower_bound_s=round(max(total / len(fleet.sims), critical), 3),
         servers=tuple(figure for figure, _ in figures),
+        timeline=tuple(
+            (
+                url,
+                run["family"],
+                round(run["start"] - min(starts), 2),
+                round(run["end"] - min(starts), 2),
+                run["load_s"],
+            )
+            for (figure, server_runs), url in zip(figures, fleet.urls, strict=True)
+            for run in server_runs
+        ),
     )
 
 

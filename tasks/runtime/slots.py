@@ -173,6 +173,14 @@ class PrefectSlots:
 
     @asynccontextmanager
     async def claim(self, server: ComfyUIServer) -> AsyncIterator[Slot]:
+        # Look before asking: Prefect logs every refused request as an error with its
+        # traceback, which would fill the run's log each time two runs want one GPU.
+        async with get_client() as client:
+            limit = await client.read_global_concurrency_limit_by_name(
+                server.concurrency_limit_name
+            )
+        if limit.active_slots >= limit.limit:
+            raise SlotTaken(server.url)
         held = AsyncExitStack()
         try:
             await held.enter_async_context(self._leased(server, wait=False))

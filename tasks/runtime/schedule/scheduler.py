@@ -177,7 +177,14 @@ class GpuScheduler:
         """Fold the servers' own reports into the policy's view, at most every `observe_s`."""
         with self._lock:
             stale = time.monotonic() - self._observed_at >= self.policy.observe_s
-            if not self.policy.observe or self._observing or not stale:
+            if self._observing or not stale:
+                return
+            if not self.policy.observe:
+                # Seeing only its own renders, a run forgets a slot it found taken and
+                # claims it again.
+                for _, state in self._servers.values():
+                    state.others = 0
+                self._observed_at = time.monotonic()
                 return
             self._observing = True
         try:

@@ -78,9 +78,11 @@ async def ask(server: ComfyUIServer) -> ServerReport | None:
             )
     except ComfyUIError:
         return None
-    if not isinstance(queue, Mapping) or not isinstance(history, Mapping):
+    # A report only advises the scheduler: an answer in a shape we do not know is no answer.
+    try:
+        return report_from(queue, history, asked)
+    except (AttributeError, TypeError, KeyError, IndexError):
         return None
-    return report_from(queue, history, asked)
 
 
 async def ask_all(servers: Sequence[ComfyUIServer], timeout_s: float) -> dict[str, ServerReport]:
