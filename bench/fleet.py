@@ -12,7 +12,7 @@ Printed per run: makespan / lower bound, where the lower bound is max(total GPU 
 servers, the longest film's critical path), and model loads per server against the minimum
 (one per family the server ran). Last lines: one figure per rate.
 
-    .venv/bin/python -m bench.fleet [--rates 1.5,7] [--load-s 3]
+    .venv/bin/python -m bench.fleet [--rates 1.5,7] [--load-s 3] [--stagger-s 0]
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ def settings_at(rate: float, load_s: float) -> SimSettings:
 
 
 def measure(
-    studio: Fleet, folder: Path, settings: SimSettings, mode: str, chains: int, shots: int
+    studio: Fleet,
+    folder: Path,
+    settings: SimSettings,
+    mode: str,
+    options: Any,
 ) -> dict[str, Any]:
     """Three films on fresh simulators and an empty store prefix, under one routing mode."""
     rate = settings.gpu_seconds_per_output_second
@@ -52,8 +56,11 @@ def measure(
     )
     for name in WORKERS:
         studio.start_worker(name, limit=2, REELFLOW_SCHEDULE=policy.model_dump_json())
-    films = [write_film(folder / label, name, chains, shots, 2.0, scored=True) for name in FILMS]
-    ids = studio.start_films(films)
+    films = [
+        write_film(folder / label, name, options.chains, options.shots, 2.0, scored=True)
+        for name in FILMS
+    ]
+    ids = studio.start_films(films, stagger_s=options.stagger_s)
     runs = studio.wait_final(ids, timeout=3600)
     failed = [run.state_name for run in runs if not run.state or not run.state.is_completed()]
     if failed:
@@ -87,6 +94,9 @@ def main() -> None:
     arguments.add_argument("--load-s", type=float, default=3.0, help="load time per family")
     arguments.add_argument("--chains", type=int, default=2, help="chains per film")
     arguments.add_argument("--shots", type=int, default=2, help="2 s sequences per chain")
+    arguments.add_argument(
+        "--stagger-s", type=float, default=0.0, help="seconds between film starts (0: at once)"
+    )
     options = arguments.parse_args()
     rates = [float(rate) for rate in options.rates.split(",")]
     runs: list[dict[str, Any]] = []
@@ -97,18 +107,25 @@ def main() -> None:
         for rate in rates:
             for mode in MODES:
                 settings = settings_at(rate, options.load_s)
-                runs.append(measure(studio, folder, settings, mode, options.chains, options.shots))
+                runs.append(measure(studio, folder, settings, mode, options))
     figure = {f"{rate:g}": _compare(runs, rate) for rate in rates}
-    details = {"load_s": options.load_s, "chains": options.chains, "shots": options.shots}
-    path = common.write_result("fleet", figure, {**details, "runs": runs})
+    details = {
+        "load_s": options.load_s,
+        "chains": options.chains,
+        "shots": options.shots,
+        "stagger_s": options.stagger_s,
+    }
+    name = "fleet" if not options.stagger_s else f"fleet-stagger{options.stagger_s:g}"
+    path = common.write_result(name, figure, {**details, "runs": runs})
     print(f"\nresults: {path}")
+    started = f", films started {options.stagger_s:g} s apart" if options.stagger_s else ""
     for rate in rates:
         f = figure[f"{rate:g}"]
         print(
-            f"fleet at {rate:g} GPU s per output s: makespan / lower bound {f['ratio']:.2f} "
-            f"(GPU phase {f['gpu_phase_ratio']:.2f}); model loads {f['loads']} (minimum "
-            f"{f['minimum_loads']}) routed across runs vs {f['blind_loads']} (minimum "
-            f"{f['blind_minimum_loads']}) blind"
+            f"fleet at {rate:g} GPU s per output s{started}: makespan / lower bound "
+            f"{f['ratio']:.2f} (GPU phase {f['gpu_phase_ratio']:.2f}); model loads "
+            f"{f['loads']} (minimum {f['minimum_loads']}) routed across runs vs "
+            f"{f['blind_loads']} (minimum {f['blind_minimum_loads']}) blind"
         )
 
 

@@ -143,21 +143,22 @@ class Fleet:
             },
         }
 
-    def start_films(self, screenplays: Sequence[Path]) -> list[str]:
-        """One film deployment run per screenplay, created together; their ids."""
+    def start_films(self, screenplays: Sequence[Path], stagger_s: float = 0.0) -> list[str]:
+        """One film deployment run per screenplay, created together (or `stagger_s` apart);
+        their ids."""
 
         async def go() -> list[str]:
             async with PrefectClient(api=self.server.api_url) as client:
                 deployment = await client.read_deployment_by_name(FILM)
-                runs = await asyncio.gather(
-                    *(
-                        client.create_flow_run_from_deployment(
-                            deployment.id, parameters=self.parameters(path)
-                        )
-                        for path in screenplays
+
+                async def start(n: int, path: Path) -> str:
+                    await asyncio.sleep(n * stagger_s)
+                    run = await client.create_flow_run_from_deployment(
+                        deployment.id, parameters=self.parameters(path)
                     )
-                )
-            return [str(run.id) for run in runs]
+                    return str(run.id)
+
+                return list(await asyncio.gather(*(start(n, p) for n, p in enumerate(screenplays))))
 
         return asyncio.run(go())
 
