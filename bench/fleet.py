@@ -24,7 +24,8 @@ from typing import Any
 from bench import common
 from sim.settings import ModelLoadSeconds, SimSettings
 from tasks.runtime.schedule.policy import SchedulePolicy
-from tests.fleet_helpers import Fleet, describe, fleet, fleet_figure, write_film
+from tests.fleet_figures import describe, fleet_figure
+from tests.fleet_helpers import Fleet, fleet, write_film
 
 FILMS = ("Harbour", "Lantern", "Orchard")
 WORKERS = ("gpu-box-1", "gpu-box-2")

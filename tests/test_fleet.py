@@ -28,15 +28,8 @@ from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family
 from tests.film_helpers import sim_stats
-from tests.fleet_helpers import (
-    describe,
-    fleet,
-    fleet_figure,
-    flow_run_processes,
-    kill_groups,
-    workers_of,
-    write_film,
-)
+from tests.fleet_figures import describe, fleet_figure
+from tests.fleet_helpers import fleet, flow_run_processes, kill_groups, workers_of, write_film
 from tests.prefect_server import REPO
 
 LOADING = SimSettings(
