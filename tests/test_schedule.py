@@ -23,15 +23,19 @@ from tasks.runtime.schedule.policy import (
     Request,
     ScheduleError,
     SchedulePolicy,
+    ServerReport,
     ServerState,
     assign,
+    fold_report,
     policy_from_environment,
 )
 from tasks.runtime.schedule.scheduler import GpuScheduler
+from tasks.runtime.schedule.servers import family_of, report_from
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family, ScheduleReport
 from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
+from tests.sim_helpers import http_steps
 
 POLICY = SchedulePolicy(load_s=2.0, gpu_s_per_output_s=0.5)
 
@@ -80,6 +84,13 @@ def test_a_render_loads_on_an_idle_server_when_waiting_would_cost_more_than_the_
     idle = ServerState("b", 1, loaded="image")
     assert grants([busy, idle], [request(0, "ltx")], now=0.0) == [(0, "b")]
     assert idle.loaded == "ltx" and 0 in idle.running
+
+
+def test_a_load_goes_to_an_empty_gpu_or_a_spare_copy_before_the_only_copy_of_a_model() -> None:
+    only_image, empty = ServerState("a", 1, loaded="image"), ServerState("b", 1)
+    assert grants([only_image, empty], [request(0, "ltx")]) == [(0, "b")]
+    spare = [ServerState("a", 1, loaded="image"), *(ServerState(n, 1, loaded="ltx") for n in "bc")]
+    assert grants(spare, [request(1, "ace_step")]) in ([(1, "b")], [(1, "c")])
 
 
 def test_renders_queued_ahead_count_when_deciding_whether_to_wait() -> None:
@@ -148,6 +159,97 @@ def test_on_one_server_a_long_wait_costs_at_most_one_extra_load_per_aging_period
     # an ltx render arrives while a long stream of keyframes runs: it waits 8 s, not forever
     keyframes: list[tuple[Family, float]] = [("image", 0.0)] * 40
     assert one_server_loads([*keyframes, ("ltx", 0.5)]) == ["image", "ltx", "image"]
+
+
+# --- what the servers report (other runs, other clients) ------------------------------------
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "config" / "workflows"
+
+
+def captured_history(name: str, step: int) -> dict[str, Any]:
+    """The body of a `GET /history/...` a real ComfyUI v0.27 answered (conformance capture)."""
+    body: dict[str, Any] = http_steps(name)[step]["response"]["body"]["json"]
+    return body
+
+
+def history(*bodies: dict[str, Any]) -> dict[str, Any]:
+    """Finished entries, oldest first, as `GET /history?max_items=N` lists them."""
+    return {key: value for body in bodies for key, value in body.items()}
+
+
+IDLE: dict[str, Any] = {"queue_running": [], "queue_pending": []}
+
+
+def test_the_family_a_real_comfyui_last_ran_is_read_from_its_history() -> None:
+    ltx, ace = captured_history("23", 5), captured_history("23", 7)
+    keyframe = next(
+        step["response"]["body"]["json"]
+        for step in http_steps("26")
+        if step["request"]["path"].startswith("/history/")
+    )
+    model_free = captured_history("19", 0)
+    assert report_from(IDLE, history(ace, ltx), asked=0).family == "ltx"
+    assert report_from(IDLE, history(ltx, ace), asked=0).family == "ace_step"
+    assert report_from(IDLE, history(ace, keyframe), asked=0).family == "image"
+    # A newer prompt without a model (an EmptyImage test) leaves the model where it was.
+    assert report_from(IDLE, history(ltx, model_free), asked=0).family == "ltx"
+    assert report_from(IDLE, {}, asked=0) == ServerReport(busy=0, family=None, asked=0)
+
+
+def test_a_busy_real_comfyui_counts_running_and_pending_and_the_last_queued_decides() -> None:
+    queue = next(
+        step["response"]["body"]["json"]
+        for step in http_steps("16")
+        if step["request"]["path"] == "/queue"
+    )
+    assert report_from(queue, {}, asked=0).busy == 4  # one running, three pending
+    ltx_graph = json.loads((WORKFLOWS / "ltx23_relay_t2v.json").read_text())
+    cue_graph = json.loads((WORKFLOWS / "acestep15_cue.json").read_text())
+    waiting = {"queue_running": [[5, "a", ltx_graph, {}, []]], "queue_pending": []}
+    assert report_from(waiting, {}, asked=0).family == "ltx"
+    waiting["queue_pending"] = [[7, "c", cue_graph, {}, []], [6, "b", ltx_graph, {}, []]]
+    assert report_from(waiting, {}, asked=0).family == "ace_step"
+
+
+def test_each_of_reelflows_templates_is_known_by_its_model_family() -> None:
+    families = {
+        path.stem: family_of(json.loads(path.read_text())) for path in WORKFLOWS.glob("*.json")
+    }
+    assert families == {
+        "keyframe_t2i": "image",
+        "ltx23_relay_i2v": "ltx",
+        "ltx23_relay_t2v": "ltx",
+        "acestep15_cue": "ace_step",
+    }
+
+
+def test_a_server_another_run_is_using_is_not_free_and_its_model_draws_its_family() -> None:
+    ltx_box, image_box, empty = ServerState("a", 1), ServerState("b", 1), ServerState("c", 1)
+    fold_report(ltx_box, ServerReport(busy=1, family="ltx", asked=0.0))
+    fold_report(image_box, ServerReport(busy=0, family="image", asked=0.0))
+    fold_report(empty, ServerReport(busy=0, family=None, asked=0.0))
+    assert (ltx_box.free, ltx_box.loaded, image_box.free, image_box.loaded) == (
+        False, "ltx", True, "image",
+    )  # fmt: skip
+    servers = [ltx_box, image_box, empty]
+    # An image render takes the idle server that holds its model.
+    assert grants(servers, [request(0, "image")]) == [(0, "b")]
+    # An ltx render does not wait behind another run, which keeps its server while it has
+    # ltx renders of its own: it loads, on the empty GPU rather than over the only image model.
+    servers = [ltx_box, ServerState("b", 1, loaded="image"), ServerState("c", 1)]
+    assert grants(servers, [request(1, "ltx")]) == [(1, "c")]
+
+
+def test_a_report_asked_before_this_run_changed_a_server_is_old_news() -> None:
+    server = ServerState("a", 2, loaded="ltx", running={3: 5.0}, changed=2.0)
+    fold_report(server, ServerReport(busy=0, family="image", asked=1.5))
+    assert (server.loaded, server.others) == ("ltx", 0)
+    # While this run's render is on the GPU, the GPU runs its family whatever came before.
+    fold_report(server, ServerReport(busy=2, family="image", asked=2.5))
+    assert (server.loaded, server.others, server.free) == ("ltx", 1, False)
+    server.running.clear()
+    fold_report(server, ServerReport(busy=0, family="image", asked=3.5))
+    assert (server.loaded, server.others, server.free) == ("image", 0, True)
 
 
 # --- on real simulators --------------------------------------------------------------------

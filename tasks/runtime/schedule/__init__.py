@@ -24,6 +24,10 @@ measured from this run's renders (the policy's figures stand in until the first
 measurement). `aware=False` turns the policy off: a render takes whichever slot frees first
 (the schedule-unaware DAG), and is still counted in the report.
 
-The scheduler sees the renders of one process; a server's loaded family is what this
-scheduler last ran on it (another client, or `POST /free`, can change that unseen).
+Several runs share a studio's servers, each with its own scheduler. While renders wait, a
+scheduler asks the servers themselves (`GET /queue` and `GET /history`, at most every
+`observe_s`): prompts it did not submit count as other runs' busy slots, and the family of
+the prompt a server ran last is the family it has loaded (`servers.py`). Its slot is then
+claimed without waiting in line; a slot another run took first sends the render back to the
+policy. `POST /free` unloading a server's models stays unseen.
 """

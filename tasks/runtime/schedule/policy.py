@@ -34,6 +34,14 @@ class SchedulePolicy(BaseModel):
     tick_s: float = Field(
         0.25, gt=0, description="How often waiting renders re-check the aging bound."
     )
+    observe: bool = Field(
+        True,
+        description="Ask the servers what they run (their queue and history), so renders of "
+        "other runs and clients count; False: see only this run's renders.",
+    )
+    observe_s: float = Field(
+        1.0, gt=0, description="How old the servers' answers may be when renders wait."
+    )
 
 
 def policy_from_environment(environ: Mapping[str, str] | None = None) -> SchedulePolicy:
@@ -65,21 +73,60 @@ class Request:
 
 @dataclass
 class ServerState:
-    """A server as the scheduler sees it: its loaded family and estimated ends of its renders."""
+    """A server as the scheduler sees it: its loaded family and estimated ends of its renders.
+
+    `running` are this scheduler's renders; `others` the slots that other runs or clients
+    hold, as the server last reported. `changed` is when this scheduler last granted or
+    released one of its slots: a report asked before then is older news.
+    """
 
     name: str
     slots: int
     loaded: Family | None = None
     running: dict[int, float] = field(default_factory=dict)
+    others: int = 0
+    changed: float = float("-inf")
 
     @property
     def free(self) -> bool:
-        return len(self.running) < self.slots
+        return len(self.running) + self.others < self.slots
 
     def lanes(self, now: float) -> list[float]:
-        """When each of its slots is expected to be free."""
+        """When each slot this scheduler can count on is expected to be free: now for a free
+        slot, the estimated end for one of its own renders. Slots other runs hold are left
+        out: a run keeps a server for as long as it has renders of that family, and no
+        report shows how many it has left."""
         ends = sorted(max(now, end) for end in self.running.values())
-        return [now] * (self.slots - len(ends)) + ends
+        return [now] * max(0, self.slots - len(ends) - self.others) + ends
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """What one server said about itself: prompts it holds, and the family on its GPU.
+
+    `family` is the family of the last prompt queued on it, else of the one running, else of
+    the newest it finished (None: it ran nothing with a model). `asked` is when the question
+    was sent, on the scheduler's clock.
+    """
+
+    busy: int
+    family: Family | None
+    asked: float
+
+
+def fold_report(state: ServerState, report: ServerReport) -> None:
+    """Bring `state` up to what its server reported, unless this scheduler changed it since.
+
+    Prompts beyond this scheduler's own hold the other slots; the reported family is
+    believed while none of this scheduler's renders is on the server (then the GPU runs
+    ours).
+    """
+    if report.asked < state.changed:
+        return
+    theirs = max(0, report.busy - len(state.running))
+    state.others = min(theirs, max(0, state.slots - len(state.running)))
+    if not state.running and report.family is not None:
+        state.loaded = report.family
 
 
 @dataclass
@@ -192,6 +239,16 @@ def pick(
     return None
 
 
+def eviction_cost(server: ServerState, servers: Sequence[ServerState]) -> int:
+    """What loading another family on `server` throws away: nothing (0), a model another
+    server also holds (1), or the only copy (2), which the next render of that family, in
+    this run or another, would have to load again."""
+    if server.loaded is None:
+        return 0
+    copies = sum(1 for s in servers if s.loaded == server.loaded)
+    return 1 if copies > 1 else 2
+
+
 def assign(
     servers: Sequence[ServerState],
     waiting: Sequence[Request],
@@ -203,7 +260,8 @@ def assign(
     """Grants for every free slot, applied to `servers` as they are made.
 
     Servers whose loaded family has renders waiting choose first, so that affinity grants
-    are settled before any server decides whether a switch pays.
+    are settled before any server decides whether a switch pays; of the rest, the server
+    whose model is least missed (`eviction_cost`) loads first.
     """
     grants: list[tuple[Request, ServerState, LoadReason | None]] = []
     remaining = list(waiting)
@@ -214,7 +272,7 @@ def assign(
         if not free:
             break
         families = {r.family for r in remaining}
-        server = min(free, key=lambda s: s.loaded not in families)
+        server = min(free, key=lambda s: (s.loaded not in families, eviction_cost(s, servers)))
         choice = pick(server, servers, remaining, now, policy, estimates, served)
         if choice is None:
             passed.add(server.name)

@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from blocks.comfyui import ComfyUIServer
-from tasks.runtime.schedule.policy import Estimates, Request, SchedulePolicy, ServerState, assign
-from tasks.runtime.slots import GpuSlots, Slot
+from tasks.runtime.schedule.policy import (
+    Estimates,
+    Request,
+    SchedulePolicy,
+    ServerState,
+    assign,
+    fold_report,
+)
+from tasks.runtime.schedule.servers import ask_all
+from tasks.runtime.slots import GpuSlots, Slot, SlotTaken
 from tasks.schema.schedule import Family, LoadReason, ScheduleReport, ServerLoads
 
 
@@ -62,6 +71,12 @@ class GpuScheduler:
         self._last_served: dict[Family, float] = {}
         self._runs: list[_Run] = []
         self._numbers = itertools.count()
+        self._found: dict[str, Family | None] = {}
+        self._observed_at = float("-inf")
+        self._observing = False
+        self._turn = random.randrange(1 << 16)
+        self.observations = 0
+        """How many times the servers' reports were folded in (for tests and benchmarks)."""
         # Renders wait in one event loop today; the lock keeps the state whole if not.
         self._lock = threading.Lock()
 
@@ -74,7 +89,11 @@ class GpuScheduler:
     async def hold(
         self, slots: GpuSlots, servers: Sequence[ComfyUIServer], family: Family, output_s: float
     ) -> AsyncIterator[Grant]:
-        """Wait for this scheduler's grant, then hold that server's slot for the render."""
+        """Wait for this scheduler's grant, then hold that server's slot for the render.
+
+        A slot that another run took first (the servers' reports lag) is given back to the
+        policy, which grants again with that server counted busy.
+        """
         if not self.policy.aware:
             async with slots.hold(servers) as slot:
                 with self._lock:
@@ -83,55 +102,110 @@ class GpuScheduler:
                 reason: LoadReason | None = "unaware" if previous != family else None
                 yield Grant(slot, family, output_s, reason, self)
             return
-        number, (state, reason, previous) = await self._wait(servers, family, output_s)
+        request = self._enqueue(servers, family, output_s)
         grant: Grant | None = None
+        granted: tuple[ServerState, LoadReason | None, Family | None] | None = None
         try:
-            async with slots.hold([self._servers[state.name][0]]) as slot:
-                grant = Grant(slot, family, output_s, reason, self)
-                yield grant
+            while True:
+                granted = await self._wait(request, servers)
+                state, reason, previous = granted
+                held = AsyncExitStack()
+                try:
+                    slot = await held.enter_async_context(slots.claim(self._servers[state.name][0]))
+                except SlotTaken:
+                    with self._lock:
+                        self._release(state, request.number, previous, ran=False)
+                        state.others += 1  # until the next report says otherwise
+                        self._waiting.append(request)
+                    granted = None
+                    continue
+                async with held:
+                    grant = Grant(slot, family, output_s, reason, self)
+                    yield grant
+                return
         finally:
             with self._lock:
-                self._release(state, number, previous, ran=grant is not None and grant.finished)
+                if request in self._waiting:
+                    self._waiting.remove(request)
+                unclaimed = self._granted.pop(request.number, None)
+                settled = granted or unclaimed
+                if settled is not None:
+                    ran = grant is not None and grant.finished
+                    self._release(settled[0], request.number, settled[2], ran=ran)
+                self._wakes.pop(request.number, None)
                 self._dispatch()
 
-    async def _wait(
+    def _enqueue(
         self, servers: Sequence[ComfyUIServer], family: Family, output_s: float
-    ) -> tuple[int, tuple[ServerState, LoadReason | None, Family | None]]:
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    ) -> Request:
         with self._lock:
             for server in servers:
                 self._state(server)
             request = Request(next(self._numbers), family, output_s, time.monotonic())
             self._waiting.append(request)
+            return request
+
+    async def _wait(
+        self, request: Request, servers: Sequence[ComfyUIServer]
+    ) -> tuple[ServerState, LoadReason | None, Family | None]:
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with self._lock:
             self._wakes[request.number] = lambda: loop.call_soon_threadsafe(wake.set)
-        try:
-            while True:
+        while True:
+            # A grant made by a release is taken at once: the carry path asks no server.
+            with self._lock:
+                granted = self._granted.pop(request.number, None)
+            if granted is None:
+                await self._observe(servers)
+                with self._lock:
+                    blind = self._observing and self._observed_at == float("-inf")
+                if blind:  # the first answers are on their way: deciding without them is a guess
+                    await asyncio.sleep(0.01)
+                    continue
                 with self._lock:
                     self._dispatch()
                     granted = self._granted.pop(request.number, None)
-                if granted is not None:
-                    return request.number, granted
-                # Grants and releases wake the waiter at once; the tick only serves aging.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.policy.tick_s)
-                wake.clear()
-        except BaseException:
-            with self._lock:
-                if request in self._waiting:
-                    self._waiting.remove(request)
-                unclaimed = self._granted.pop(request.number, None)
-                if unclaimed is not None:
-                    self._release(unclaimed[0], request.number, unclaimed[2], ran=False)
-                    self._dispatch()
-            raise
+            if granted is not None:
+                return granted
+            # Grants and releases wake the waiter at once; the tick serves aging and reports.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.policy.tick_s)
+            wake.clear()
+
+    async def _observe(self, servers: Sequence[ComfyUIServer]) -> None:
+        """Fold the servers' own reports into the policy's view, at most every `observe_s`."""
+        with self._lock:
+            stale = time.monotonic() - self._observed_at >= self.policy.observe_s
+            if self._observing or not stale:
+                return
+            if not self.policy.observe:
+                # Seeing only its own renders, a run forgets a slot it found taken and
+                # claims it again.
+                for _, state in self._servers.values():
+                    state.others = 0
+                self._observed_at = time.monotonic()
+                return
+            self._observing = True
+        try:
+            reports = await ask_all(servers, timeout_s=self.policy.observe_s)
         finally:
             with self._lock:
-                self._wakes.pop(request.number, None)
+                self._observing = False
+                self._observed_at = time.monotonic()
+        with self._lock:
+            for url, report in reports.items():
+                state = self._servers[url][1]
+                fold_report(state, report)
+                # What a server held before this run's first render there costs this run
+                # no load: it is not part of this run's minimum.
+                self._found.setdefault(url, state.loaded)
+            self.observations += 1
 
     @staticmethod
     def _release(state: ServerState, number: int, previous: Family | None, *, ran: bool) -> None:
         state.running.pop(number, None)
+        state.changed = time.monotonic()
         # A render that never ran may not have loaded anything: believe the old model.
         if not ran and not state.running:
             state.loaded = previous
@@ -139,10 +213,15 @@ class GpuScheduler:
     def _dispatch(self) -> None:
         now = time.monotonic()
         states = [state for _, state in self._servers.values()]
+        # Ties go to the first free server: each run starts its list elsewhere, so runs that
+        # decide at the same moment on the same reports spread instead of colliding.
+        turn = self._turn % len(states) if states else 0
+        states = [*states[turn:], *states[:turn]]
         before = {state.name: state.loaded for state in states}
         grants = assign(states, self._waiting, now, self.policy, self.estimates, self._last_served)
         for request, state, reason in grants:
             self._waiting.remove(request)
+            state.changed = now
             self._last_served[request.family] = now
             self._granted[request.number] = (state, reason, before[state.name])
             before[state.name] = request.family
@@ -162,7 +241,9 @@ class GpuScheduler:
         with self._lock:
             runs, estimates = list(self._runs), self.estimates
             servers = [
-                _server_loads(url, [r for r in runs if r.server == url], estimates)
+                _server_loads(
+                    url, [r for r in runs if r.server == url], estimates, self._found.get(url)
+                )
                 for url in self._servers
             ]
         used = [s for s in servers if s.prompts]
@@ -173,13 +254,21 @@ class GpuScheduler:
             minimum_loads=sum(s.minimum_loads for s in used),
             load_seconds=round(sum(s.load_seconds for s in used), 3),
             minimum_load_seconds=round(
-                sum(estimates.load_s(f) for s in used for f in s.families), 3
+                sum(
+                    estimates.load_s(f)
+                    for s in used
+                    for f in s.families
+                    if f != self._found.get(s.server)
+                ),
+                3,
             ),
             notes=tuple(_note(s) for s in used if s.loads > s.minimum_loads),
         )
 
 
-def _server_loads(url: str, runs: Sequence[_Run], estimates: Estimates) -> ServerLoads:
+def _server_loads(
+    url: str, runs: Sequence[_Run], estimates: Estimates, found: Family | None
+) -> ServerLoads:
     loads = [run for run in runs if run.reason is not None]
     reasons: dict[LoadReason, int] = {}
     for run in loads:
@@ -192,7 +281,7 @@ def _server_loads(url: str, runs: Sequence[_Run], estimates: Estimates) -> Serve
         load_order=tuple(run.family for run in loads),
         loads=len(loads),
         switches=max(0, len(loads) - 1),
-        minimum_loads=len({run.family for run in runs}),
+        minimum_loads=len({run.family for run in runs} - {found}),
         load_seconds=round(
             sum(estimates.load_of(run.family, run.busy_s, run.output_s) for run in loads), 3
         ),
