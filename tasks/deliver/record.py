@@ -186,8 +186,8 @@ def report_markdown(
         if manifest.animatic
         else ""
     )
-    links = [link(label, path) for label, path in deliverable_files(delivered)]
-    links += [
+    listed = [link(label, path) for label, path in deliverable_files(delivered)]
+    listed += [
         link(f"Sequence {n} ({name})", path)
         for n, (name, path) in enumerate(
             zip(delivered.sequence_names, delivered.sequences, strict=True)
@@ -213,7 +213,7 @@ def report_markdown(
         f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
         f"Timings: {timings or 'not recorded'}.\n\n"
         + _cost_section(manifest)
-        + "\n".join(links)
+        + "\n".join(listed)
         + "\n"
     )
 
