@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from sim.embedded import RunningSimulator
+from tests.film_helpers import instant_simulator
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -19,3 +23,10 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
+    """An embedded simulator without its simulated GPU wait, for tests that render films."""
+    with instant_simulator(tmp_path) as running:
+        yield running

@@ -6,12 +6,16 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from flows.film import film
+from sim.embedded import RunningSimulator, start_simulator
+from sim.settings import SimSettings
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 
@@ -59,6 +63,15 @@ def render(screenplay: Path, out: Path, servers: list[str], **options: Any) -> F
     """Run the film flow in this process; `options` by their flat names (`fix=True`)."""
     chosen = FilmOptions.of(comfyui=tuple(servers), out=str(out), **options)
     return asyncio.run(film(screenplay=str(screenplay), options=chosen))
+
+
+@contextmanager
+def instant_simulator(folder: Path) -> Iterator[RunningSimulator]:
+    """A simulator that renders without its simulated GPU wait, working in `folder`/sim."""
+    with start_simulator(
+        SimSettings(gpu_seconds_per_output_second=0), workdir=folder / "sim"
+    ) as running:
+        yield running
 
 
 def sim_stats(url: str) -> dict[str, Any]:

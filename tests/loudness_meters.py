@@ -49,5 +49,3 @@ def ebur128(path: Path, regions: Sequence[tuple[float, float]] = ()) -> Ebur128:
         return float(found.group(1))
 
     return Ebur128(field("I", "LUFS"), field("LRA", "LU"), field("Peak", "dBFS"))
-
-

@@ -30,8 +30,16 @@ def test_transient_errors_are_retried_and_rejections_are_not() -> None:
         return retry_if_transient(None, None, Failed(data=error))  # type: ignore[arg-type]
 
     assert decided(ServerUnreachable("refused"))
-    assert decided(OutOfMemory(prompt_id="p", node_id="3", node_type="KSampler",
-                               exception_type="torch.OutOfMemoryError", exception_message="oom"))
-    assert not decided(PromptRejected({"type": "prompt_outputs_failed_validation",
-                                       "message": "bad"}, {}))
+    assert decided(
+        OutOfMemory(
+            prompt_id="p",
+            node_id="3",
+            node_type="KSampler",
+            exception_type="torch.OutOfMemoryError",
+            exception_message="oom",
+        )
+    )
+    assert not decided(
+        PromptRejected({"type": "prompt_outputs_failed_validation", "message": "bad"}, {})
+    )
     assert not decided(ValueError("a bug"))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sim.embedded import RunningSimulator, start_simulator
-from sim.settings import SimSettings
+from sim.embedded import RunningSimulator
 from tasks.cast.voice import SAME_VOICE_THRESHOLD
 from tasks.schema.outcomes import FilmResult
 from tests.film_helpers import render, sim_stats, write_screenplay
@@ -54,14 +52,6 @@ def write_cast(folder: Path, **per_character: dict[str, str]) -> Path:
         name: {"description": look, **per_character.get(name, {})} for name, look in LOOKS.items()
     }
     return write_screenplay(folder, cast_scenes(), characters=characters)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as running:
-        yield running
 
 
 def final_lines(result: FilmResult) -> list[Any]:

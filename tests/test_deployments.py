@@ -9,7 +9,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,11 @@ from flows.batch import (
     nightly_batch,
 )
 from flows.serve import film_server
-from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
-from sim.settings import SimSettings
+from sim.embedded import RunningSimulator, free_loopback_port
 from tasks.deliver.folder import REPORT_ARTIFACT_KEY
 from tasks.schema.options import FilmOptions
 from tests.chromium import Chromium
-from tests.film_helpers import sim_stats, write_screenplay
+from tests.film_helpers import instant_simulator, sim_stats, write_screenplay
 from tests.prefect_server import (
     REPO,
     artifacts_of,
@@ -46,14 +44,6 @@ from tests.prefect_server import (
     prefect_server,
 )
 from tests.s3_helpers import moto_server, use_s3
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as running:
-        yield running
 
 
 def screenplay(folder: Path, name: str, title: str, description: str) -> Path:
@@ -214,9 +204,7 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
     public_url = f"http://127.0.0.1:{films.server_address[1]}"
     with (
         prefect_server(tmp_path / "prefect") as server,
-        start_simulator(
-            SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-        ) as sim,
+        instant_simulator(tmp_path) as sim,
     ):
         server.create_process_pool("reelflow")
         server.start_worker("reelflow")

@@ -78,9 +78,7 @@ def ends_at(heard: Transcript, room_s: float = 0.1) -> list[tuple[float, float]]
     return [(0.0, heard.segments[-1].words[-1].end + room_s)]
 
 
-def test_a_dropped_final_word_at_the_boundary_is_truncation_although_the_wer_looks_fine() -> (
-    None
-):
+def test_a_dropped_final_word_at_the_boundary_is_truncation_although_the_wer_looks_fine() -> None:
     heard = said("I have followed your light for forty")
     verdict = judge(["I have followed your light for 40 years"], heard, spans=ends_at(heard))
     line = verdict.lines[0]

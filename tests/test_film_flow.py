@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -28,14 +27,6 @@ from tests.film_helpers import (
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as running:
-        yield running
 
 
 def frames_of(video: Path) -> tuple[np.ndarray, np.ndarray]:

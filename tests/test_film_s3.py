@@ -8,9 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from sim.embedded import start_simulator
-from sim.settings import SimSettings
-from tests.film_helpers import render, three_chain_scenes, write_screenplay
+from tests.film_helpers import instant_simulator, render, three_chain_scenes, write_screenplay
 from tests.s3_helpers import moto_server, use_s3
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -30,9 +28,7 @@ def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket="films")
     screenplay = write_screenplay(tmp_path, three_chain_scenes())
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as sim:
+    with instant_simulator(tmp_path) as sim:
         first = render(screenplay, tmp_path / "worker-a", [sim.url], store="s3://films/studio")
         assert first.prompts == 9
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="films")["Contents"]]

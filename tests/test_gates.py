@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,7 @@ from flows.gate_forms import (
     problems_with,
 )
 from flows.gates import gate_answerer
-from sim.embedded import RunningSimulator, start_simulator
-from sim.settings import SimSettings
+from sim.embedded import RunningSimulator
 from tasks.plan import plan_screenplay
 from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film
@@ -41,14 +39,6 @@ from tests.film_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as running:
-        yield running
 
 
 def renders(url: str, family: str) -> int:

@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 import soundfile
 
-from sim.embedded import start_simulator
-from sim.settings import SimSettings
 from tasks import media
 from tasks.comfyui.client import ComfyUIClient
 from tasks.comfyui.errors import OutputInvalid
@@ -32,7 +30,7 @@ from tasks.plan.defaults import load_defaults
 from tasks.plan.film import plan_film, segment_prompt
 from tasks.plan.screenplay_file import load_screenplay
 from tests.fault_helpers import ComfyProxy, ProxyTricks
-from tests.film_helpers import render, write_screenplay
+from tests.film_helpers import instant_simulator, render, write_screenplay
 from tests.test_screenplay_errors import good
 
 REPO = Path(__file__).resolve().parents[1]
@@ -339,9 +337,7 @@ def test_a_film_full_of_shell_and_filter_syntax_renders_with_its_text_intact(
     written = load_screenplay(screenplay)
     expected = segment_prompt(written.scenes[0])
     out = tmp_path / "out"
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as sim:
+    with instant_simulator(tmp_path) as sim:
         result = render(screenplay, out, [sim.url], keyframes="t2v")
         history = httpx.get(f"{sim.url}/history", timeout=10).json()
     folder = Path(result.folder).resolve()
@@ -365,9 +361,7 @@ def test_a_history_entry_naming_a_file_outside_the_output_folder_stops_the_chain
 ) -> None:
     scenes = [{"description": "Rain on glass.", "duration": 2.0}]
     tricks = ProxyTricks(filename_rewrite=lambda name: f"../../../{name}")
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as sim:
+    with instant_simulator(tmp_path) as sim:
         proxy = ComfyProxy(sim.url, tricks)
         try:
             with pytest.raises(Exception, match="unsafe filename") as failed:
@@ -404,9 +398,7 @@ def test_hostile_dialogue_finishes_a_film_with_a_clean_end_report(tmp_path: Path
         for n, line in enumerate(HOSTILE_LINES)
     ]
     screenplay = write_screenplay(tmp_path, scenes)
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as sim:
+    with instant_simulator(tmp_path) as sim:
         run = subprocess.run(
             film_command(screenplay, tmp_path, [sim.url], "--keyframes", "t2v"),
             env={**harness_environment(), "COLUMNS": "400"},

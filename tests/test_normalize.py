@@ -25,9 +25,7 @@ def test_sequences_rendered_20_db_apart_end_within_1_lu(media: Path) -> None:
     results = []
     for gain in (-24.0, -14.0, -4.0):
         clip = make_clip(media / f"seq{gain}.mp4", frames=96, audio="speech", gain_db=gain)
-        results.append(
-            apply_gain(clip, media / f"seq{gain}.norm.mp4", plan_gain(measure(clip)))
-        )
+        results.append(apply_gain(clip, media / f"seq{gain}.norm.mp4", plan_gain(measure(clip))))
     noisy = make_clip(media / "rain.mp4", frames=96, audio="noise", gain_db=-6.0)
     results.append(apply_gain(noisy, media / "rain.norm.mp4", plan_gain(measure(noisy))))
     before = [r.before.integrated_lufs for r in results]
@@ -65,9 +63,7 @@ def test_gain_is_capped_so_a_peaky_quiet_sequence_stays_under_the_ceiling(media:
     assert decision.gain_db == pytest.approx(6.5)
     assert "capped" in decision.reason
     clip = make_clip(media / "peaky.mp4", frames=72, audio="noise", gain_db=-3.0)
-    result = apply_gain(
-        clip, media / "peaky.norm.mp4", plan_gain(measure(clip), target_lufs=-6.0)
-    )
+    result = apply_gain(clip, media / "peaky.norm.mp4", plan_gain(measure(clip), target_lufs=-6.0))
     assert result.after.true_peak_dbtp <= CEILING
     assert "capped" in result.reason
 

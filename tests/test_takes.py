@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from PIL import Image
 from flows.cli import _render_parser
 from flows.film import film
 from flows.flags import options_from
-from sim.embedded import RunningSimulator, start_simulator
-from sim.settings import SimSettings
+from sim.embedded import RunningSimulator
 from tasks import media
 from tasks.deliver.takes import take_video
 from tasks.plan import plan_screenplay
@@ -29,14 +27,6 @@ from tasks.schema.outcomes import FilmResult, SequenceResult
 from tests.film_helpers import chain_scenes, render, sim_stats, write_screenplay
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[RunningSimulator]:
-    with start_simulator(
-        SimSettings(gpu_seconds_per_output_second=0), workdir=tmp_path / "sim"
-    ) as running:
-        yield running
 
 
 def renders_by_family(url: str) -> dict[str, int]:
