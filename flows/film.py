@@ -17,7 +17,7 @@ from tasks.plan import plan_screenplay, screenplay_file
 from tasks.plan.screenplay_file import screenplay_title
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
-from tasks.score import compose_score
+from tasks.score import compose_score, start_score
 
 
 def film_run_name() -> str:
@@ -39,10 +39,11 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
     source = screenplay_file(screenplay, options)  # a path on the worker, or s3://bucket/key
     plan = plan_screenplay(source, options)  # scenes -> sequences, chains, cues
     async with open_run(plan, source, options) as studio:  # servers, store, preflight
+        cues = start_score(studio, plan)  # score cues from the planned lengths, queued now
         keyframes = await make_keyframes(studio, plan)  # each chain's start image
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward
         footage = await render_chains(studio, plan, keyframes)
-        score = await compose_score(studio, footage)  # ACE-Step cues, crossfaded
+        score = await compose_score(studio, footage, cues)  # ACE-Step cues, crossfaded
         film_file = await mux_film(studio, footage, score)  # picture, dialogue, score
         delivered = await deliver_film(studio, footage, score, film_file)  # the film folder
         return await publish_dailies(studio, footage, score, delivered)  # review.html
