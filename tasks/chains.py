@@ -24,6 +24,7 @@ from tasks.normalize import normalize_sequence
 from tasks.plan.film import revise_sequence, with_sequences
 from tasks.render import carry_frame, render_sequence
 from tasks.runtime.studio import Studio
+from tasks.runtime.task_inputs import whole
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 from tasks.schema.outcomes import (
     Attempt,
@@ -53,7 +54,7 @@ class ChainRun:
 
     def _render(self, sequence: Sequence, start: MediaRef | None) -> asyncio.Task[RenderedSequence]:
         return asyncio.create_task(
-            self.studio.bind(render_sequence)(self.studio, self.plan, sequence, start)
+            self.studio.bind(render_sequence)(whole(self.studio), whole(self.plan), sequence, start)
         )
 
     async def run(self, keyframe: MediaRef | None) -> None:
@@ -74,7 +75,7 @@ class ChainRun:
                     f"{rendered.seed} on {rendered.server} ({rendered.gpu_seconds:.1f} GPU s)"
                 )
                 if position + 1 < len(chain.sequences):
-                    carry = await studio.bind(carry_frame)(studio, rendered)
+                    carry = await studio.bind(carry_frame)(whole(studio), rendered)
                     self.ahead = self._render(
                         self.plan.sequences[chain.sequences[position + 1]], carry
                     )
@@ -112,7 +113,7 @@ class ChainRun:
         if not self.policy.enabled:
             return unchecked()
         return await self.studio.bind(check_dialogue)(
-            self.studio, self.plan, sequence, rendered, attempt, self.policy
+            whole(self.studio), whole(self.plan), sequence, rendered, attempt, self.policy
         )
 
     def _revision(
@@ -141,7 +142,8 @@ class ChainRun:
     ) -> SequenceResult:
         """Normalize the kept render (off the GPU-feeding path) and report it finished."""
         studio = self.studio
-        finished = await studio.bind(normalize_sequence)(studio, rendered, attempts[-1].verdict)
+        verdict = attempts[-1].verdict
+        finished = await studio.bind(normalize_sequence)(whole(studio), rendered, verdict)
         result = SequenceResult(
             sequence=sequence, rendered=rendered, attempts=attempts, finished=finished
         )

@@ -31,6 +31,7 @@ from tasks.media.passthrough import PictureSignature, ProbedPicture, decide_pict
 from tasks.media.stems import stem_paths
 from tasks.runtime.caching import content_key, keyed_by
 from tasks.runtime.studio import Studio
+from tasks.runtime.task_inputs import whole
 from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import FilmPlan, PlannedLine
 from tasks.schema.outcomes import (
@@ -351,9 +352,9 @@ async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) 
     spoken = spoken_lines(footage.sequences, footage.measured_seconds, overlap_s=overlap_s)
     with studio.timer.stage("mux"):
         result = await studio.bind(cut_film)(
-            studio,
-            footage.plan,
-            footage.clips,
+            whole(studio),
+            whole(footage.plan),
+            whole(footage.clips),
             score.score if score else None,
             score_gain=delivery.score_gain,
             transitions=delivery.transitions,

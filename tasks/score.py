@@ -23,6 +23,7 @@ from tasks.media.mix import assembled_length
 from tasks.plan.cues import split_zone
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import ProgressSink, Studio, run_on_gpu
+from tasks.runtime.task_inputs import whole
 from tasks.schema.film_plan import Cue, FilmPlan
 from tasks.schema.outcomes import Footage, RenderedCue, ScoreResult, SequenceResult
 
@@ -214,7 +215,7 @@ def _verify_cue(path: Path, cue: Cue) -> None:
 
 async def _render_counting_cache(studio: Studio, cue: Cue) -> RenderedCue:
     # Prefect's overloads type an async task's return_state call as a State, not a coroutine.
-    state = await studio.bind(render_cue)(studio, cue, return_state=True)  # type: ignore[misc]
+    state = await studio.bind(render_cue)(whole(studio), cue, return_state=True)  # type: ignore[misc]
     rendered: RenderedCue = await state.aresult()
     # Prefect names a state served from the cache "Cached": no GPU second was spent.
     rendered = rendered.model_copy(update={"cached": state.name == "Cached"})
