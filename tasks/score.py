@@ -303,7 +303,16 @@ class _RenderWatch:
         self._sink.sequence_finished(result)
         self._started(result.sequence.index)
 
-    def __getattr__(self, name: str) -> Any:
+    def stage(self, text: str) -> None:
+        self._sink.stage(text)
+
+    def outcome(self, text: str, *, warning: bool = False) -> None:
+        self._sink.outcome(text, warning=warning)
+
+    def cue_finished(self, cue: RenderedCue) -> None:
+        self._sink.cue_finished(cue)
+
+    def __getattr__(self, name: str) -> Any:  # whatever else the run's sink offers
         return getattr(self._sink, name)
 
 
