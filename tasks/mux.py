@@ -13,7 +13,6 @@ import itertools
 import os
 import tempfile
 from collections.abc import Sequence as Seq
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,13 +176,13 @@ async def mux_to_file(
 
 
 def _pictures(clips: list[Path]) -> list[ProbedPicture]:
-    # One ffprobe per clip; they wait on their own processes, so a few run at once.
-    with ThreadPoolExecutor(max_workers=4) as probes:
-        found = list(probes.map(probe_picture, clips))
-    for clip, picture in zip(clips, found, strict=True):
+    pictures = []
+    for clip in clips:
+        picture = probe_picture(clip)
         if picture is None:
             raise MuxError(f"sequence file {clip.name} has no video stream")
-    return [picture for picture in found if picture is not None]
+        pictures.append(picture)
+    return pictures
 
 
 def _cut_and_finish(

@@ -34,7 +34,7 @@ SIM_PICTURE = PictureSignature(
     pix_fmt="yuv420p",
     width=256,
     height=256,
-    frame_rate="24/1",
+    frame_rate="24",
     time_base="1/12288",
     extradata_sha256="ab" * 32,
 )
