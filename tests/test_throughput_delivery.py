@@ -1,5 +1,6 @@
 """An unchanged re-run leaves the delivered folder as it was: no film copied, no contact sheet
-drawn, no timeline exported again; a file someone removed or changed is written again."""
+drawn, no timeline exported, no thumbnail decoded again; a file someone removed or changed is
+written again."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_a_cached_re_run_rewrites_only_the_record_and_restores_what_was_touched(
         film = Path(first.film).name
         kept = {film, "contact_sheet.png", *(n for n in after if n.startswith("sequences/"))}
         kept |= {n for n in after if n.endswith((".otio", ".fcpxml", ".edl"))}
+        kept |= {n for n in after if n.startswith("review/")}  # thumbnails and charts
         assert kept <= set(after) and not kept & rewritten
         assert {"manifest.json", "report.md"} <= rewritten
 
