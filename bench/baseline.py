@@ -5,7 +5,9 @@ share, and the cost of an unchanged re-run (the peer script has no cache, so its
 submits every prompt again and costs a full render; that is by construction, not re-run).
 Reelflow also checks dialogue, normalizes and muxes; the peer script only concatenates.
 
-    .venv/bin/python -m bench.baseline [--sequences 10] [--gpu-cost 1.5]
+10 sequences at the stress rate (1.5 GPU s per output s), 4 at the production rate (7).
+
+    .venv/bin/python -m bench.baseline [--rate both] [--sequences N]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bench import common, peer
 from bench.edit import plan_of
 
 GOAL_NOTE = "lower is better; < 1 means reelflow is faster"
+SEQUENCES = {"stress": 10, "production": 4}
 
 
 def _idle_share(wall: float, busy: float) -> float:
@@ -63,26 +66,36 @@ def measure(folder: Path, sequences: int, gpu_cost: float) -> dict[str, Any]:
             ),
         },
         "note": GOAL_NOTE,
+        "load_average": common.load_average(),
     }
 
 
 def main() -> None:
     arguments = common.parser(__doc__ or "")
-    arguments.add_argument("--sequences", type=int, default=10)
-    arguments.add_argument("--gpu-cost", type=float, default=1.5, help="GPU s per output s")
+    arguments.add_argument("--sequences", type=int, default=None, help="default: 10, 4 at 7")
     options = arguments.parse_args()
+    figures = {}
     with common.workdir(options.workdir, "baseline") as folder:
-        figure = measure(folder, options.sequences, options.gpu_cost)
-    path = common.write_result("baseline", figure, {"gpu_cost": options.gpu_cost})
-    peer_run, reel, ratios = figure["peer"], figure["reelflow"], figure["ratios"]
-    print(f"peer script: {peer_run}")
-    print(f"reelflow:    {reel}")
-    print(f"results: {path}")
+        for rate in common.chosen_rates(options.rate):
+            sequences = options.sequences or SEQUENCES[rate.name]
+            figure = measure(folder / rate.name, sequences, rate.gpu_cost)
+            ratios = figure["ratios"]
+            figures[rate.name] = {
+                **figure,
+                "first": ratios["first_render_wall"],
+                "again": ratios["rerun_wall"],
+                "idle": ratios["gpu_idle_share"],
+            }
+            print(f"[{rate.name}] {sequences} sequences; peer script: {figure['peer']}")
+            print(f"[{rate.name}] reelflow:    {figure['reelflow']}")
+    print(f"results: {common.write_result('baseline', figures, {})}")
     print(
-        f"baseline: reelflow / peer script: first render {ratios['first_render_wall']:.3f}x, "
-        f"unchanged re-run {ratios['rerun_wall']:.3f}x ({reel['rerun_prompts']} vs "
-        f"{peer_run['rerun_prompts']} prompts), GPU idle share {ratios['gpu_idle_share']:.2f}x "
-        f"({GOAL_NOTE})"
+        common.at_rates(
+            "baseline",
+            figures,
+            "first render {first:.3f}x, unchanged re-run {again:.3f}x, GPU idle share {idle:.2f}x",
+        )
+        + f" (reelflow / peer script; {GOAL_NOTE})"
     )
 
 

@@ -4,7 +4,10 @@ Goal <= 0.3 s. The simulator records each prompt's submission (`create_time` in
 `/api/jobs`, whole milliseconds) and its execution start and end (`/reelflow-sim/stats`),
 so the gap is measured directly, not inferred from idle GPU time.
 
-    .venv/bin/python -m bench.carry [--sequences 8] [--gpu-cost 0.5]
+A chain of 8 at the stress rate (1.5 GPU s per output s), of 4 at the production rate (7).
+Every sequence is heard by the dialogue check while the next one is prepared.
+
+    .venv/bin/python -m bench.carry [--rate both] [--sequences N]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bench import common
 from bench.timeline import render_task_overheads, task_durations
 
 GOAL = 0.3
+SEQUENCES = {"stress": 8, "production": 4}
 
 
 def measure(folder: Path, sequences: int, gpu_cost: float) -> dict[str, Any]:
@@ -30,6 +34,7 @@ def measure(folder: Path, sequences: int, gpu_cost: float) -> dict[str, Any]:
     figure = common.summary(gaps)["median"]
     return {
         "median_s": figure,
+        "load_average": common.load_average(),
         "goal": GOAL,
         "verdict": common.verdict(figure, GOAL),
         "gaps_s": [round(gap, 4) for gap in gaps],
@@ -43,20 +48,23 @@ def measure(folder: Path, sequences: int, gpu_cost: float) -> dict[str, Any]:
 
 def main() -> None:
     arguments = common.parser(__doc__ or "")
-    arguments.add_argument("--sequences", type=int, default=8)
-    arguments.add_argument("--gpu-cost", type=float, default=0.5, help="GPU s per output s")
+    arguments.add_argument("--sequences", type=int, default=None, help="default: 8, 4 at 7")
     options = arguments.parse_args()
+    figures = {}
     with common.workdir(options.workdir, "carry") as folder:
-        figure = measure(folder, options.sequences, options.gpu_cost)
-    path = common.write_result("carry", figure, {"gpu_cost": options.gpu_cost})
-    print(f"sequence prompts: {figure['sequence_prompts']} (planned {options.sequences})")
-    print(f"gaps (s): {figure['gaps_s']}")
-    print(f"render task: before submit / after GPU end: {figure['gpu_task_overheads_s']}")
-    print(f"carry-frame task: {figure['task_durations_s'].get('carry-frame')}")
-    print(f"results: {path}")
+        for rate in common.chosen_rates(options.rate):
+            sequences = options.sequences or SEQUENCES[rate.name]
+            figure = measure(folder / rate.name, sequences, rate.gpu_cost)
+            figures[rate.name] = figure
+            print(f"[{rate.name}] sequence prompts: {figure['sequence_prompts']} of {sequences}")
+            print(f"[{rate.name}] gaps (s): {figure['gaps_s']}")
+            overheads, durations = figure["gpu_task_overheads_s"], figure["task_durations_s"]
+            print(f"[{rate.name}] render task before submit / after GPU end: {overheads}")
+            print(f"[{rate.name}] carry-frame task: {durations.get('carry-frame')}")
+    print(f"results: {common.write_result('carry', figures, {})}")
     print(
-        f"carry: median GPU end -> next submission {figure['median_s']:.3f} s "
-        f"(goal <= {GOAL}: {figure['verdict']})"
+        common.at_rates("carry", figures, "{median_s:.3f} s ({verdict})")
+        + f" (median GPU end -> next submission, goal <= {GOAL} s)"
     )
 
 

@@ -39,6 +39,24 @@ SIZE = 256
 """Frame edge in pixels: small keeps the simulator's real encodes far below its GPU time."""
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A simulated GPU cost per second of output, and what it stands for."""
+
+    name: str
+    gpu_cost: float
+    meaning: str
+
+
+STRESS = Rate("stress", 1.5, "the simulator's stress rate: orchestration costs show")
+PRODUCTION = Rate(
+    "production",
+    7.0,
+    "LTX 2.3 relay screenplays, 6-8 GPU s per output s (shared/PRODUCTION_NOTES.md)",
+)
+RATES = {rate.name: rate for rate in (STRESS, PRODUCTION)}
+
+
 LINES = (
     "Hold the rope.",
     "The tide turns.",
@@ -303,16 +321,47 @@ def verdict(value: float, goal: float, *, at_most: bool = True) -> str:
     return "met" if met else "MISSED"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, *, rates: bool = True) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark takes."""
-    arguments = argparse.ArgumentParser(description=description)
+    arguments = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     arguments.add_argument(
         "--workdir",
         type=Path,
         default=None,
         help="where films, simulators and stores go (default: a fresh temporary folder)",
     )
+    if rates:
+        arguments.add_argument(
+            "--rate",
+            choices=[*RATES, "both"],
+            default="both",
+            help="GPU cost to simulate: stress (1.5 GPU s per output s), production (7), or "
+            "both, one after the other (default)",
+        )
     return arguments
+
+
+def chosen_rates(choice: str) -> list[Rate]:
+    """The rates a `--rate` choice stands for, stress first."""
+    return list(RATES.values()) if choice == "both" else [RATES[choice]]
+
+
+def load_average() -> float:
+    """This machine's 1-minute load average: other work sharing the cores inflates figures."""
+    return round(os.getloadavg()[0], 2)
+
+
+def at_rates(name: str, figures: dict[str, dict[str, Any]], shown: str) -> str:
+    """The last line: `name: <figure at each rate> (load ...)`, `shown` formatting one figure
+    (a str.format template over the figure's fields)."""
+    parts = [
+        f"{rate} {RATES[rate].gpu_cost:g} GPU s/s: {shown.format(**figure)} "
+        f"(load {figure['load_average']})"
+        for rate, figure in figures.items()
+    ]
+    return f"{name}: " + " | ".join(parts)
 
 
 @contextmanager

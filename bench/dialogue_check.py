@@ -140,7 +140,7 @@ def measure(folder: Path, before_ref: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument(
         "--before", default=BEFORE, help="git ref of the check to compare with (%(default)s)"
     )

@@ -77,7 +77,7 @@ def measure(folder: Path, chains: int, length: int, scene: int) -> dict[str, Any
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument("--chains", type=int, default=3)
     arguments.add_argument("--length", type=int, default=3, help="sequences per chain")
     arguments.add_argument("--scene", type=int, default=4, help="which scene to edit")
@@ -91,7 +91,8 @@ def main() -> None:
         f"edit: scene {figure['edited_scene']} changed; re-rendered "
         f"{figure['rerendered']['sequences']} sequences + {figure['rerendered']['keyframes']} "
         f"keyframes, minimal {figure['minimal']['sequences']} + {figure['minimal']['keyframes']} "
-        f"(goal: equal: {figure['verdict']})"
+        f"(goal: equal: {figure['verdict']}; counts, any GPU rate; load "
+        f"{common.load_average()})"
     )
 
 

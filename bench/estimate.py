@@ -53,7 +53,7 @@ def measure(folder: Path, films: int, gpu_cost: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument("--films", type=int, default=3, help="films rendered one after another")
     arguments.add_argument("--gpu-cost", type=float, default=1.0, help="GPU s per output s")
     options = arguments.parse_args()

@@ -90,7 +90,7 @@ def measure(
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument("--rates", default="1.5,7", help="GPU s per output s, comma-separated")
     arguments.add_argument("--load-s", type=float, default=3.0, help="load time per family")
     arguments.add_argument("--chains", type=int, default=2, help="chains per film")

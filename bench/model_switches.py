@@ -92,7 +92,7 @@ def measure(folder: Path, servers: int, policy: str, settings: SimSettings) -> d
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument("--load-s", type=float, default=2.0, help="load time per family")
     arguments.add_argument("--gpu-cost", type=float, default=0.3, help="GPU s per output s")
     options = arguments.parse_args()

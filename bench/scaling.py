@@ -4,7 +4,10 @@ Goal <= 1.10. The makespan is the film flow's wall time (what the user waits for
 GPU phase (first submission to last GPU end) is reported beside it. Chain GPU time is
 summed from the simulators' execution records.
 
-    .venv/bin/python -m bench.scaling [--servers 4] [--gpu-cost 1.0]
+The same film at both rates (stress 1.5 and production 7 GPU s per output s; the
+production run takes about 4 minutes).
+
+    .venv/bin/python -m bench.scaling [--servers 4] [--rate both]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def measure(folder: Path, servers: int, gpu_cost: float) -> dict[str, Any]:
         per_server[e.server] += e.gpu_s
     return {
         "ratio": round(ratio, 4),
+        "load_average": common.load_average(),
         "goal": GOAL,
         "verdict": common.verdict(ratio, GOAL),
         "makespan_s": round(run.wall_s, 3),
@@ -66,20 +70,30 @@ def chain_seconds(gpu: list[common.Execution], chains: list[int]) -> list[float]
 def main() -> None:
     arguments = common.parser(__doc__ or "")
     arguments.add_argument("--servers", type=int, default=4)
-    arguments.add_argument("--gpu-cost", type=float, default=1.0, help="GPU s per output s")
     options = arguments.parse_args()
+    figures = {}
     with common.workdir(options.workdir, "scaling") as folder:
-        figure = measure(folder, options.servers, options.gpu_cost)
-    path = common.write_result("scaling", figure, {"chains": CHAINS, "gpu_cost": options.gpu_cost})
-    print(f"GPU per server (s): {figure['gpu_per_server_s']}")
-    print(f"GPU phase {figure['gpu_phase_s']} s ({figure['gpu_phase_ratio']} of the bound)")
-    print(f"last GPU end -> flow returned: {figure['timeline']['last_gpu_end_to_return_s']} s")
-    print(f"results: {path}")
+        for rate in common.chosen_rates(options.rate):
+            figure = measure(folder / rate.name, options.servers, rate.gpu_cost)
+            figures[rate.name] = figure
+            print(f"[{rate.name}] GPU per server (s): {figure['gpu_per_server_s']}")
+            print(
+                f"[{rate.name}] GPU phase {figure['gpu_phase_s']} s "
+                f"({figure['gpu_phase_ratio']} of the bound)"
+            )
+            print(
+                f"[{rate.name}] last GPU end -> flow returned: "
+                f"{figure['timeline']['last_gpu_end_to_return_s']} s"
+            )
+            print(
+                f"[{rate.name}] makespan {figure['makespan_s']:.1f} s / bound "
+                f"{figure['bound_s']:.1f} s (longest chain {figure['longest_chain_s']:.1f} s, "
+                f"GPU work/{options.servers} {figure['gpu_work_s'] / options.servers:.1f} s)"
+            )
+    print(f"results: {common.write_result('scaling', figures, {'chains': CHAINS})}")
     print(
-        f"scaling: makespan {figure['makespan_s']:.1f} s / bound {figure['bound_s']:.1f} s "
-        f"(longest chain {figure['longest_chain_s']:.1f} s, GPU work/{options.servers} "
-        f"{figure['gpu_work_s'] / options.servers:.1f} s) = {figure['ratio']:.3f} "
-        f"(goal <= {GOAL}: {figure['verdict']})"
+        common.at_rates("scaling", figures, "{ratio:.3f} ({verdict})")
+        + f" (makespan / bound, goal <= {GOAL})"
     )
 
 

@@ -266,7 +266,7 @@ def print_calibration(rows: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    arguments = common.parser(__doc__ or "")
+    arguments = common.parser(__doc__ or "", rates=False)
     arguments.add_argument("--lines", type=int, default=12, help="spoken lines to check")
     arguments.add_argument("--calibrate", action="store_true", help="also print calibration")
     options = arguments.parse_args()

@@ -19,7 +19,7 @@ from tasks.plan import plan_screenplay, screenplay_file
 from tasks.plan.screenplay_file import screenplay_title
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
-from tasks.score import compose_score
+from tasks.score import compose_score, start_score
 
 
 def film_run_name() -> str:
@@ -45,10 +45,11 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
         await cast_characters(studio, plan)  # one portrait and one voice per cast member
         keyframes = await make_keyframes(studio, plan)  # each chain's start image
         plan, keyframes = await gates.cast(plan, keyframes)  # gate: the keyframes
+        cues = start_score(studio, plan)  # score cues from the planned lengths, queued now
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward
         footage = await render_chains(studio, plan, keyframes)
         footage = await gates.takes(footage)  # gate: every take, before score and mux
-        score = await compose_score(studio, footage)  # ACE-Step cues, crossfaded
+        score = await compose_score(studio, footage, cues)  # ACE-Step cues, crossfaded
         film_file = await mux_film(studio, footage, score)  # picture, dialogue, score
         footage, score, film_file = await gates.final(footage, score, film_file)  # gate: the cut
         delivered = await deliver_film(studio, footage, score, film_file, gates.cost())

@@ -106,7 +106,13 @@ class Gates:
 
     def _charge(self, stage: Stage) -> None:
         stats = self.studio.stats
-        self.ledger.charge(stage, stats.prompts, stats.gpu_seconds)
+        self.ledger.charge(
+            stage,
+            stats.prompts,
+            stats.gpu_seconds,
+            score_prompts=stats.score_prompts,
+            score_gpu_seconds=stats.score_gpu_seconds,
+        )
 
     async def cast(
         self, plan: FilmPlan, keyframes: list[ChainStart]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -28,10 +30,18 @@ progress_sink: ContextVar[ProgressSink] = ContextVar("progress_sink", default=QU
 PROGRESS_KEY = "film-progress"
 
 
+TABLES_EVERY_S = 10.0
+"""The dialogue and loudness tables hold every finished sequence: re-published per sequence,
+a long film would send O(n^2) rows. They go out at most this often, and once more at the end."""
+
+
 class RunProgress:
     """Forwards everything to `display`, and tells the Prefect run: one log line per stage
     outcome (warnings at WARNING), a progress artifact (sequences and cues done of all), and
-    the dialogue and loudness tables, updated as each sequence finishes."""
+    the dialogue and loudness tables, updated as sequences finish.
+
+    One update is in flight at a time, each carrying the latest counts: events that arrive
+    meanwhile are folded into the next one, so a burst (a cached re-run) costs a few calls."""
 
     def __init__(self, display: ProgressSink, plan: FilmPlan, logger: logging.LoggerAdapter[Any]):
         self.display, self.logger = display, logger
@@ -39,8 +49,10 @@ class RunProgress:
         self.sequences: list[SequenceResult] = []
         self.cues = 0
         self._artifact: UUID | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
+        self._updater: asyncio.Task[None] | None = None
+        self._changed = False
+        self._tables_due = False
+        self._tables_at = -math.inf
 
     async def open(self) -> RunProgress:
         if FlowRunContext.get() is not None:
@@ -50,9 +62,12 @@ class RunProgress:
         return self
 
     async def close(self) -> None:
-        """Wait for every pending update, so the run's artifacts end as the run did."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending))
+        """Publish the last counts and tables, so the run's artifacts end as the run did."""
+        if self._updater is not None:
+            await self._updater
+        if self._artifact is not None and (self._changed or self._tables_due):
+            self._changed = self._tables_due = False
+            await self._update(tables=True)
 
     def _description(self) -> str:
         return (
@@ -66,28 +81,36 @@ class RunProgress:
     def _publish(self, tables: bool) -> None:
         if self._artifact is None:
             return
-        task = asyncio.get_running_loop().create_task(self._update(tables))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._changed = True
+        self._tables_due = self._tables_due or tables
+        if self._updater is None or self._updater.done():
+            self._updater = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._changed:
+            self._changed = False
+            tables = self._tables_due and time.monotonic() - self._tables_at >= TABLES_EVERY_S
+            if tables:
+                self._tables_due, self._tables_at = False, time.monotonic()
+            await self._update(tables)
 
     async def _update(self, tables: bool) -> None:
-        async with self._lock:  # updates land in order; each carries the latest counts
-            assert self._artifact is not None
-            share = 100.0 * min(1.0, self._done() / max(self.total, 1))
-            await aupdate_progress_artifact(
-                self._artifact, progress=share, description=self._description()
+        assert self._artifact is not None
+        share = 100.0 * min(1.0, self._done() / max(self.total, 1))
+        await aupdate_progress_artifact(
+            self._artifact, progress=share, description=self._description()
+        )
+        if tables:
+            await acreate_table_artifact(
+                key="dialogue-check",
+                table=dialogue_rows(self.sequences),
+                description="Scripted vs heard dialogue, verdicts and actions",
             )
-            if tables:
-                await acreate_table_artifact(
-                    key="dialogue-check",
-                    table=dialogue_rows(self.sequences),
-                    description="Scripted vs heard dialogue, verdicts and actions",
-                )
-                await acreate_table_artifact(
-                    key="loudness",
-                    table=loudness_rows(self.sequences),
-                    description="Per-sequence loudness before/after normalize",
-                )
+            await acreate_table_artifact(
+                key="loudness",
+                table=loudness_rows(self.sequences),
+                description="Per-sequence loudness before/after normalize",
+            )
 
     def stage(self, text: str) -> None:
         self.display.stage(text)

@@ -183,6 +183,8 @@ async def open_run(plan: FilmPlan, screenplay: Path, options: FilmOptions) -> As
         try:
             yield studio
         finally:
+            for close in studio.on_close:
+                await close()
             await progress.close()
             if simulator is not None and isinstance(studio.slots, PrefectSlots):
                 await studio.slots.remove_limits(servers)

@@ -27,6 +27,7 @@ from tasks.plan.film import revise_sequence, with_sequences
 from tasks.plan.takes import take_of
 from tasks.render import carry_frame, render_sequence
 from tasks.runtime.studio import Studio
+from tasks.runtime.task_inputs import whole
 from tasks.runtime.withdraw import withdraw
 from tasks.schema.film_plan import Chain, FilmPlan, Sequence
 from tasks.schema.outcomes import (
@@ -75,7 +76,7 @@ class ChainRun:
 
     def _render(self, sequence: Sequence, start: MediaRef | None) -> asyncio.Task[RenderedSequence]:
         return asyncio.create_task(
-            self.studio.bind(render_sequence)(self.studio, self.plan, sequence, start)
+            self.studio.bind(render_sequence)(whole(self.studio), whole(self.plan), sequence, start)
         )
 
     def _render_takes(
@@ -164,7 +165,7 @@ class ChainRun:
         this one is heard); None at the end of the chain."""
         if following is None:
             return None
-        carry = await self.studio.bind(carry_frame)(self.studio, rendered)
+        carry = await self.studio.bind(carry_frame)(whole(self.studio), rendered)
         self.ahead = self._render_takes(following, carry)
         return carry
 
@@ -234,7 +235,7 @@ class ChainRun:
         if not self.policy.enabled:
             return unchecked()
         return await self.studio.bind(check_dialogue)(
-            self.studio, self.plan, sequence, rendered, attempt, self.policy
+            whole(self.studio), whole(self.plan), sequence, rendered, attempt, self.policy
         )
 
     def _revision(
@@ -263,7 +264,8 @@ class ChainRun:
     ) -> SequenceResult:
         """Normalize the kept render (off the GPU-feeding path) and report it finished."""
         studio = self.studio
-        finished = await studio.bind(normalize_sequence)(studio, rendered, attempts[-1].verdict)
+        verdict = attempts[-1].verdict
+        finished = await studio.bind(normalize_sequence)(whole(studio), rendered, verdict)
         result = SequenceResult(
             sequence=sequence,
             rendered=rendered,
@@ -291,12 +293,6 @@ class ChainRun:
                 return kept, result, index
             kept.append(result)
         return kept, None, None
-
-
-
-
-
-
 
 
 async def render_chain(
@@ -360,8 +356,6 @@ async def render_chains(studio: Studio, plan: FilmPlan, starts: Seq[ChainStart])
     return Footage(
         plan=with_sequences(plan, [r.sequence for r in rendered]), chains=tuple(outcomes)
     )
-
-
 
 
 async def cancel_render(

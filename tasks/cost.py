@@ -147,11 +147,26 @@ class GpuLedger:
         planned = self.planned(plan)
         return {stage: planned[stage] for stage in STAGES if stage not in finished}
 
-    def charge(self, stage: Stage, prompts: int, gpu_seconds: float) -> None:
+    def charge(
+        self,
+        stage: Stage,
+        prompts: int,
+        gpu_seconds: float,
+        *,
+        score_prompts: int = 0,
+        score_gpu_seconds: float = 0.0,
+    ) -> None:
+        """Charge `stage` with the run's GPU work since the last charge (totals so far given).
+
+        The score's cues render beside the chains, so their share (`score_*`, totals so far,
+        included in the totals) is charged to the cues by model, whenever it was spent.
+        """
+        prompts, gpu_seconds = prompts - score_prompts, gpu_seconds - score_gpu_seconds
         seen_prompts, seen_seconds = self._seen
         self.prompts[stage] += prompts - seen_prompts
         self.spent[stage] += gpu_seconds - seen_seconds
         self._seen = (prompts, gpu_seconds)
+        self.prompts["cues"], self.spent["cues"] = score_prompts, score_gpu_seconds
 
     def entry(self) -> CostEntry:
         """Estimate beside spending, per stage, for the manifest and the end report."""

@@ -12,6 +12,7 @@ from tasks.comfyui.cast_workflows import cast_keyframe_prompt
 from tasks.comfyui.workflow import TemplateKind, keyframe_prompt
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import Studio, run_on_gpu, single_output, upload_name
+from tasks.runtime.task_inputs import whole
 from tasks.schema.film_plan import Chain, FilmPlan
 from tasks.schema.outcomes import ChainStart
 from tasks.schema.refs import MediaRef
@@ -97,7 +98,7 @@ async def make_keyframes(studio: Studio, plan: FilmPlan) -> list[ChainStart]:
                 stored = await store_source_image(studio, image)
                 return ChainStart(chain=chain.index, keyframe=stored)
             if generate and chain.keyframe.prompt is not None:
-                keyframe = await studio.bind(generate_keyframe)(studio, plan, chain)
+                keyframe = await studio.bind(generate_keyframe)(whole(studio), whole(plan), chain)
                 return ChainStart(chain=chain.index, keyframe=keyframe)
         except Exception as error:  # the chain cannot start; the other chains go on
             return ChainStart(chain=chain.index, failure=f"{type(error).__name__}: {error}")

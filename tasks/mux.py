@@ -21,13 +21,16 @@ from prefect import task
 
 from tasks import media
 from tasks.errors import ReelflowError
+from tasks.media.edit import concat_encode
 from tasks.media.finishing import FinishedCut, finish_cut
 from tasks.media.loudness import DeliveryProfile, delivery_profile
 from tasks.media.loudness_correct import loudness_record
 from tasks.media.mezzanine import master_path
+from tasks.media.passthrough import PictureSignature, ProbedPicture, decide_picture, probe_picture
 from tasks.media.stems import stem_paths
 from tasks.runtime.caching import content_key, keyed_by
 from tasks.runtime.studio import Studio
+from tasks.runtime.task_inputs import whole
 from tasks.schema.delivery import MasterKind
 from tasks.schema.film_plan import FilmPlan, PlannedLine
 from tasks.schema.outcomes import (
@@ -137,7 +140,8 @@ async def mux_to_file(
         refuse_dialogue_dissolves(plan, dissolve_s)
     clips = [await studio.store.fetch(ref) for ref in sequences]
     score_file = await studio.store.fetch(score) if score is not None else None
-    seconds = tuple(await asyncio.to_thread(_picture_seconds, clips))
+    pictures = await asyncio.to_thread(_pictures, clips)
+    seconds = tuple(picture.duration_s for picture in pictures)
     overlaps = dissolve_s * (len(clips) - 1) if transitions == "dissolve" else 0.0
     expected_s = sum(seconds) - overlaps
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +152,9 @@ async def mux_to_file(
             score_gain=score_gain, profile=profile, lines=tuple(lines), master=master,
             stems=stems, burn_subtitles=burn_subtitles and bool(lines),
         )  # fmt: skip
-        made = await asyncio.to_thread(_cut_and_finish, cut, Path(work))
+        made, picture = await asyncio.to_thread(
+            _cut_and_finish, cut, [p.signature for p in pictures], Path(work)
+        )
         await asyncio.to_thread(_verify, made, expected_s)
         published = _publish(made, dest, master)
     return FilmFile(
@@ -165,29 +171,39 @@ async def mux_to_file(
         dialogue_stem=published.stems.dialogue if published.stems else None,
         music_stem=published.stems.music if published.stems else None,
         subtitled=published.subtitled,
+        picture=picture,
     )
 
 
-def _picture_seconds(clips: list[Path]) -> list[float]:
-    seconds = []
+def _pictures(clips: list[Path]) -> list[ProbedPicture]:
+    pictures = []
     for clip in clips:
-        video = media.probe(clip).video
-        if video is None:
+        picture = probe_picture(clip)
+        if picture is None:
             raise MuxError(f"sequence file {clip.name} has no video stream")
-        seconds.append(video.duration)
-    return seconds
+        pictures.append(picture)
+    return pictures
 
 
-def _cut_and_finish(cut: Cut, work: Path) -> FinishedCut:
+def _cut_and_finish(
+    cut: Cut, signatures: list[PictureSignature], work: Path
+) -> tuple[FinishedCut, str]:
+    """The finished cut, and the sentence saying whether its picture was re-encoded."""
     joined = work / "joined.mp4"
     if cut.transitions == "dissolve":
         media.crossfade_concat(cut.clips, joined, seconds=cut.dissolve_s)
+        note = "re-encoded once, for the dissolves"
     else:
-        media.concat_copy(cut.clips, joined)
+        decision = decide_picture(signatures)
+        if decision.joinable:
+            media.concat_copy(cut.clips, joined)
+        else:
+            concat_encode(cut.clips, joined)
+        note = decision.note
     subtitles = None
     if cut.burn_subtitles:
         subtitles = write_subtitles(subtitle_cues_of(cut.lines), work, "burn")["srt"]
-    return finish_cut(
+    finished = finish_cut(
         joined,
         cut.score,
         work,
@@ -198,6 +214,9 @@ def _cut_and_finish(cut: Cut, work: Path) -> FinishedCut:
         stems=cut.stems,
         subtitles=subtitles,
     )
+    if finished.subtitled is not None:
+        note += "; the subtitled copy re-encodes it to burn the lines in"
+    return finished, note
 
 
 def _verify(made: FinishedCut, expected_s: float) -> None:
@@ -332,9 +351,9 @@ async def mux_film(studio: Studio, footage: Footage, score: ScoreResult | None) 
     spoken = spoken_lines(footage.sequences, footage.measured_seconds, overlap_s=overlap_s)
     with studio.timer.stage("mux"):
         result = await studio.bind(cut_film)(
-            studio,
-            footage.plan,
-            footage.clips,
+            whole(studio),
+            whole(footage.plan),
+            whole(footage.clips),
             score.score if score else None,
             score_gain=delivery.score_gain,
             transitions=delivery.transitions,

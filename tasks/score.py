@@ -8,6 +8,7 @@ render came out a little longer or shorter.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from tasks.errors import ReelflowError
 from tasks.media.mix import assembled_length
 from tasks.plan.cues import split_zone
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
-from tasks.runtime.studio import Studio, run_on_gpu
+from tasks.runtime.studio import ProgressSink, Studio, run_on_gpu
+from tasks.runtime.task_inputs import whole
 from tasks.schema.film_plan import Cue, FilmPlan
-from tasks.schema.outcomes import Footage, RenderedCue, ScoreResult
+from tasks.schema.outcomes import Footage, RenderedCue, ScoreResult, SequenceResult
+from tasks.schema.schedule import SCORE_FAMILY
 
 CUE_TAIL_S = 2.0
 """Each cue but the last runs this far past its zone, into the next cue's crossfade."""
@@ -146,8 +149,20 @@ def retime_cues(
     ]
 
 
+def planned_seconds(plan: FilmPlan) -> list[float]:
+    """Each sequence's length as the rendered file will measure: its planned frames at its
+    rate, to the microsecond ffprobe reports. A render always has exactly its planned frames,
+    so only a re-render that changes a sequence's frames makes the measured lengths differ."""
+    return [round(sequence.frames / sequence.fps, 6) for sequence in plan.sequences]
+
+
+def cue_key(studio: Studio, cue: Cue) -> str:
+    """The cue's cache key: the exact prompt, so two cues with one key are one render."""
+    return content_key("cue", cue_render_prompt(studio, cue))
+
+
 def _cue_key(parameters: dict[str, Any]) -> str:
-    return content_key("cue", cue_render_prompt(parameters["studio"], parameters["cue"]))
+    return cue_key(parameters["studio"], parameters["cue"])
 
 
 @task(
@@ -163,7 +178,7 @@ async def render_cue(studio: Studio, cue: Cue) -> RenderedCue:
         cue_render_prompt(studio, cue),
         uploads=[],
         label=f"score cue {cue.index}",
-        family="ace_step",
+        family=SCORE_FAMILY,
         output_s=cue.duration_s,
     )
     # SaveAudioMP3 numbers its files itself: take whatever name the history entry reported.
@@ -201,7 +216,7 @@ def _verify_cue(path: Path, cue: Cue) -> None:
 
 async def _render_counting_cache(studio: Studio, cue: Cue) -> RenderedCue:
     # Prefect's overloads type an async task's return_state call as a State, not a coroutine.
-    state = await studio.bind(render_cue)(studio, cue, return_state=True)  # type: ignore[misc]
+    state = await studio.bind(render_cue)(whole(studio), cue, return_state=True)  # type: ignore[misc]
     rendered: RenderedCue = await state.aresult()
     # Prefect names a state served from the cache "Cached": no GPU second was spent.
     rendered = rendered.model_copy(update={"cached": state.name == "Cached"})
@@ -211,25 +226,136 @@ async def _render_counting_cache(studio: Studio, cue: Cue) -> RenderedCue:
     return rendered
 
 
-async def compose_score(studio: Studio, footage: Footage) -> ScoreResult | None:
-    """The film's score: the plan's cues retimed to the rendered sequences, rendered and
-    crossfaded. None for a film without cues (its screenplay says `"score": null`)."""
+class ScoreAhead:
+    """The film's cues, rendered from the planned lengths while the chains render.
+
+    Cue renders ask for a GPU once the chains no longer need every slot: when fewer chains
+    are still to start their last sequence than there are GPU slots (on one GPU: once the
+    last sequence runs), so the cues take slots the chains would leave idle; asking sooner
+    would only make a server swap models in a carry-forward gap. `compose_score` takes the
+    renders whose prompt still matches the film as rendered and renders the rest.
+    """
+
+    def __init__(self, studio: Studio, plan: FilmPlan) -> None:
+        self.studio = studio
+        self.renders: dict[str, asyncio.Task[RenderedCue]] = {}
+        self._released = asyncio.Event()
+        try:
+            cues = retime_cues(plan, planned_seconds(plan))
+        except ScoreError:  # compose_score says why, against the measured lengths
+            cues = []
+        if not cues:
+            return
+        # The last sequence of every chain that has not started on a GPU yet.
+        self._last_to_start = {c.sequences[-1] for c in plan.chains if c.sequences}
+        self._slots = sum(server.gpu_slots for server in studio.servers)
+        studio.events = _RenderWatch(studio.events, self._started)
+        studio.on_close.append(self.discard)
+        self._started(None)
+        for cue in cues:
+            self.renders[cue_key(studio, cue)] = asyncio.create_task(self._render(cue))
+
+    def _started(self, sequence: int | None) -> None:
+        self._last_to_start.discard(sequence)  # type: ignore[arg-type]
+        if len(self._last_to_start) < self._slots:
+            self.release()
+
+    async def _render(self, cue: Cue) -> RenderedCue:
+        await self._released.wait()
+        return await _render_counting_cache(self.studio, cue)
+
+    def release(self) -> None:
+        """Let every cue that still waits ask for a GPU now."""
+        self._released.set()
+
+    def take(self, cue: Cue) -> asyncio.Task[RenderedCue] | None:
+        """The render started for `cue`'s exact prompt, if any (each one is taken once)."""
+        self.release()  # the chains are done
+        return self.renders.pop(cue_key(self.studio, cue), None)
+
+    async def discard(self) -> None:
+        """Withdraw the renders no cue of the film as rendered needs."""
+        for render in self.renders.values():
+            render.cancel()
+        await asyncio.gather(*self.renders.values(), return_exceptions=True)
+        self.renders.clear()
+
+
+class _RenderWatch:
+    """The run's progress sink, telling the score which sequences have started on a GPU."""
+
+    def __init__(self, sink: ProgressSink, started: Callable[[int | None], None]) -> None:
+        self._sink, self._started = sink, started
+
+    def _sequence(self, label: str) -> None:
+        # Sequence renders are labelled `sequence N` (tasks.render), progress and return alike.
+        number = label.removeprefix("sequence ")
+        if number != label and number.isdigit():
+            self._started(int(number))
+
+    def render_progress(self, label: str, value: int, maximum: int) -> None:
+        self._sink.render_progress(label, value, maximum)
+        self._sequence(label)
+
+    def render_done(self, label: str, detail: str) -> None:
+        self._sink.render_done(label, detail)
+        self._sequence(label)
+
+    def sequence_finished(self, result: SequenceResult) -> None:
+        self._sink.sequence_finished(result)
+        self._started(result.sequence.index)
+
+    def stage(self, text: str) -> None:
+        self._sink.stage(text)
+
+    def outcome(self, text: str, *, warning: bool = False) -> None:
+        self._sink.outcome(text, warning=warning)
+
+    def cue_finished(self, cue: RenderedCue) -> None:
+        self._sink.cue_finished(cue)
+
+    def __getattr__(self, name: str) -> Any:  # whatever else the run's sink offers
+        return getattr(self._sink, name)
+
+
+def start_score(studio: Studio, plan: FilmPlan) -> ScoreAhead:
+    """Queue the film's cue renders now, from the planned sequence lengths (see ScoreAhead)."""
+    return ScoreAhead(studio, plan)
+
+
+async def compose_score(
+    studio: Studio, footage: Footage, ahead: ScoreAhead | None = None
+) -> ScoreResult | None:
+    """The film's score: the plan's cues retimed to the rendered sequences, rendered (or taken
+    from `ahead`) and crossfaded. None for a film without cues (`"score": null`)."""
     studio.events.stage("composing the score")
     with studio.timer.stage("score"):
-        return await render_score(studio, footage.plan, footage.measured_seconds)
+        return await render_score(studio, footage.plan, footage.measured_seconds, ahead)
 
 
 async def render_score(
-    studio: Studio, plan: FilmPlan, measured_seconds: Seq[float]
+    studio: Studio,
+    plan: FilmPlan,
+    measured_seconds: Seq[float],
+    ahead: ScoreAhead | None = None,
 ) -> ScoreResult | None:
     """Render every cue at once (the GPU slots queue them) and crossfade them into the score.
 
-    Returns None for a film without cues (its screenplay says `"score": null`).
+    A cue `ahead` already rendered (or is rendering) with the same prompt is taken as it is;
+    only cues whose zone changed length render again. Returns None for a film without cues.
     """
     cues = retime_cues(plan, measured_seconds)
+    started = [ahead.take(cue) if ahead is not None else None for cue in cues]
+    if ahead is not None:
+        await ahead.discard()
     if not cues:
         return None
-    renders = await asyncio.gather(*(_render_counting_cache(studio, cue) for cue in cues))
+    renders = await asyncio.gather(
+        *(
+            task if task is not None else _render_counting_cache(studio, cue)
+            for cue, task in zip(cues, started, strict=True)
+        )
+    )
     local = [await studio.store.fetch(rendered.audio) for rendered in renders]
     film_s = sum(measured_seconds)
     if abs(assembled_length([c.duration_s for c in cues], CUE_TAIL_S) - film_s) > 1e-6:

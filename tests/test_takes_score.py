@@ -195,3 +195,15 @@ def test_the_estimate_learns_from_measured_renders_on_the_same_servers() -> None
         ["http://a", "http://b"], "fast"
     )
     assert rates_key(["http://a"], "fast") != rates_key(["http://a"], "quality")
+
+
+def test_cue_renders_made_beside_the_chains_are_charged_to_the_cues() -> None:
+    plan = plan_film(film(shots(2)), DEFAULTS)
+    ledger = GpuLedger(plan, LearnedRates(servers=["http://gpu-a"], mode="fast"))
+    ledger.charge("keyframes", prompts=1, gpu_seconds=10.0)
+    # By the takes gate, two sequences and one cue (started while the chains ran) are done.
+    ledger.charge("sequences", 4, 70.0, score_prompts=1, score_gpu_seconds=20.0)
+    ledger.charge("cues", 4, 70.0, score_prompts=1, score_gpu_seconds=20.0)
+    entry = ledger.entry()
+    assert [s.renders for s in entry.stages] == [1, 2, 1]
+    assert [s.spent_s for s in entry.stages] == [10.0, 40.0, 20.0]

@@ -23,6 +23,7 @@ from tasks.plan.audition import audition_sequence
 from tasks.render import render_sequence
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import Studio, run_on_gpu, single_output
+from tasks.runtime.task_inputs import whole
 from tasks.runtime.workers import off_the_critical_path
 from tasks.schema.film_plan import CastMember, FilmPlan, Sequence
 from tasks.schema.outcomes import Cast, Casting, RenderedSequence, VoiceTake
@@ -125,8 +126,8 @@ async def audition(studio: Studio, plan: FilmPlan, member: CastMember) -> VoiceT
     best: VoiceTake | None = None
     for attempt in range(AUDITIONS):
         sequence = audition_sequence(plan, member, attempt)
-        rendered = await studio.bind(render_sequence)(studio, plan, sequence, None)
-        take = await studio.bind(cut_voice_reference)(studio, sequence, rendered)
+        rendered = await studio.bind(render_sequence)(whole(studio), whole(plan), sequence, None)
+        take = await studio.bind(cut_voice_reference)(whole(studio), sequence, rendered)
         heard_as_written = take.kind in ("ok", "misheard")
         if take.voice is not None and heard_as_written and take.seconds >= GOOD_TAKE_S:
             return take
@@ -145,7 +146,7 @@ async def cast_member(studio: Studio, plan: FilmPlan, member: CastMember) -> Cas
     if member.portrait is not None:
         portrait, portrait_origin = await studio.store.put(folder / member.portrait), "screenplay"
     else:
-        portrait = await studio.bind(generate_portrait)(studio, plan, member)
+        portrait = await studio.bind(generate_portrait)(whole(studio), whole(plan), member)
         portrait_origin = "generated"
     voice, voice_origin, heard = None, "none", ""
     if member.voice is not None:

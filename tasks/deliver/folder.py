@@ -30,6 +30,7 @@ from tasks.deliver.cast import deliver_cast
 from tasks.deliver.names import FilmNames, film_folder, film_names, first_names, sequence_label
 from tasks.deliver.record import manifest_document, report_markdown, with_files
 from tasks.deliver.timeline import write_film_timelines
+from tasks.deliver.unchanged import DeliveryLedger, made_from
 from tasks.media.mezzanine import master_path
 from tasks.media.stems import stem_paths
 from tasks.mux import subtitled_path
@@ -84,12 +85,25 @@ async def deliver_film(
     return await deliver_cast(studio, footage, delivered)
 
 
-async def _copy(source: Path | None, target: Path) -> Path | None:
+async def _copy(ledger: DeliveryLedger, source: Path | None, target: Path) -> Path | None:
+    """`source` copied to `target`, unless the last delivery copied this very file there."""
     if source is None:
         return None
     if source.resolve() == target.resolve():
         return target
-    return await asyncio.to_thread(copy_atomic, source, target)
+    key = made_from("copy", source)
+    if ledger.unchanged(target, key):
+        return target
+    return ledger.wrote(await asyncio.to_thread(copy_atomic, source, target), key)
+
+
+async def _copy_stored(studio: Studio, ledger: DeliveryLedger, ref: MediaRef, target: Path) -> Path:
+    """A stored file copied to `target`, unless the last delivery put this content there."""
+    key = made_from("stored", ref.sha256)
+    if ledger.unchanged(target, key):
+        return target
+    local = await studio.store.fetch(ref)
+    return ledger.wrote(await asyncio.to_thread(copy_atomic, local, target), key)
 
 
 async def write_film_folder(
@@ -116,36 +130,49 @@ async def write_film_folder(
     """
     names = names or first_names(plan.title, [s.index for s in plan.sequences])
     folder.mkdir(parents=True, exist_ok=True)
+    ledger = DeliveryLedger(folder, studio.store.scratch / "delivered")
     film_file = folder / f"{names.film}.mp4"
-    await _copy(film.path, film_file)
+    await _copy(ledger, film.path, film_file)
     master = None
     if film.master is not None:
-        master = await _copy(film.master, master_path(film_file, film.master_kind))
+        master = await _copy(ledger, film.master, master_path(film_file, film.master_kind))
     dialogue_stem, music_stem = stem_paths(folder, names.film)
-    stems = await _copy(film.dialogue_stem, dialogue_stem), await _copy(film.music_stem, music_stem)
-    subtitled = await _copy(film.subtitled, subtitled_path(film_file))
+    stems = (
+        await _copy(ledger, film.dialogue_stem, dialogue_stem),
+        await _copy(ledger, film.music_stem, music_stem),
+    )
+    subtitled = await _copy(ledger, film.subtitled, subtitled_path(film_file))
     subtitles = {}
     if film.lines:
         subtitles = await asyncio.to_thread(
             write_subtitles, subtitle_cues_of(film.lines), folder, names.film
         )
-    clips: list[Path] = []
-    for ref, name in zip(sequences, names.sequences, strict=True):
-        local = await studio.store.fetch(ref)
-        clips.append(
-            await asyncio.to_thread(copy_atomic, local, folder / "sequences" / f"{name}.mp4")
-        )
+    clips = [
+        await _copy_stored(studio, ledger, ref, folder / "sequences" / f"{name}.mp4")
+        for ref, name in zip(sequences, names.sequences, strict=True)
+    ]
     score_file = None
     if score is not None:
-        score_file = await _copy(
-            await studio.store.fetch(score.score), folder / f"{names.film}_score.flac"
+        score_file = await _copy_stored(
+            studio, ledger, score.score, folder / f"{names.film}_score.flac"
         )
-    sheet = await asyncio.to_thread(
-        write_contact_sheet, plan, clips, folder / "contact_sheet.png", studio.store.scratch
-    )
-    timelines = await asyncio.to_thread(
-        write_film_timelines, plan, clips, score_file, folder, names.film
-    )
+    shas = [ref.sha256 for ref in sequences]
+    sheet = folder / "contact_sheet.png"
+    labels = [sequence_label(sequence) for sequence in plan.sequences]
+    if not ledger.unchanged(sheet, sheet_key := made_from("contact-sheet", labels, shas)):
+        await asyncio.to_thread(write_contact_sheet, plan, clips, sheet, studio.store.scratch)
+        ledger.wrote(sheet, sheet_key)
+    score_sha = score.score.sha256 if score is not None else None
+    cut_key = made_from("timelines", plan, names, shas, score_sha, str(folder))
+    timelines = ledger.unchanged_group(f"timelines:{names.film}", cut_key)
+    if timelines is None:
+        timelines = ledger.wrote_group(
+            f"timelines:{names.film}",
+            cut_key,
+            await asyncio.to_thread(
+                write_film_timelines, plan, clips, score_file, folder, names.film
+            ),
+        )
     delivered = Deliverables(
         folder=folder,
         cut=film,
@@ -184,6 +211,7 @@ async def write_film_folder(
     )
     report = report_markdown(plan, film, delivered, delivered.record, relative_to=folder)
     await asyncio.to_thread(write_atomic, delivered.report, report.encode("utf-8"))
+    await asyncio.to_thread(ledger.save)
     if FlowRunContext.get() is not None:
         await acreate_markdown_artifact(
             key=REPORT_ARTIFACT_KEY,

@@ -85,6 +85,7 @@ def manifest_document(
             score_gain=film.score_gain,
             name=names.film,
             master_kind=film.master_kind,
+            picture=film.picture,
         ),
         servers=[studio.server_name(server.url) for server in studio.servers],
         templates={
@@ -93,9 +94,7 @@ def manifest_document(
         },
         models=studio.models.model_dump(mode="json"),
         keyframes=[
-            KeyframeEntry(
-                chain=c.index, seed=c.keyframe.seed, source_image=c.keyframe.source_image
-            )
+            KeyframeEntry(chain=c.index, seed=c.keyframe.seed, source_image=c.keyframe.source_image)
             for c in plan.chains
         ],
         sequences=[
@@ -200,6 +199,7 @@ def report_markdown(
         if spoken
         else "Subtitles: none (no line is spoken in the delivered cut)."
     )
+    picture = f"Picture: {film.picture}.\n\n" if film.picture else ""
     hits = manifest.cache_hits
     timings = ", ".join(f"{stage} {s:.1f} s" for stage, s in manifest.timings_s.items())
     return (
@@ -208,7 +208,7 @@ def report_markdown(
         f"{'hard cuts' if film.transitions == 'cut' else 'dissolves'}, "
         f"{len(manifest.cues)} score cues ({plan.score_source} score) at "
         f"{film.score_gain:g} under the dialogue.\n\n"
-        f"{loudness_sentence(film.loudness)}\n\n{subtitles}\n\n"
+        f"{loudness_sentence(film.loudness)}\n\n{subtitles}\n\n{picture}"
         f"GPU: {manifest.gpu.prompts} prompts, {manifest.gpu.gpu_seconds:.1f} s; "
         f"from cache: {hits.sequences} sequences, {hits.cues} cues.\n"
         f"Timings: {timings or 'not recorded'}.\n\n"

@@ -43,6 +43,38 @@ def concat_copy(clips: list[Path], dest: Path) -> Path:
     return dest
 
 
+def concat_encode_args(clips: list[Path], out: Path) -> list[str]:
+    """ffmpeg arguments joining `clips` that differ (size aside) into one distribution file.
+
+    The concat filter decodes every clip on its own, so clips with different parameter sets,
+    pixel formats or audio layouts join where the concat demuxer would not.
+    """
+    parts = []
+    for clip in clips:
+        source = ffmpeg.input(str(clip))
+        parts.append(source.video.filter("setsar", 1))
+        parts.append(
+            source.audio.filter(
+                "aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo"
+            )
+        )
+    joined = ffmpeg.concat(*parts, v=1, a=1).node
+    graph = ffmpeg.output(
+        joined[0], joined[1], str(out), **VIDEO_DISTRIBUTION, **AUDIO_AAC, **FASTSTART
+    )
+    args: list[str] = graph.get_args()
+    return args
+
+
+def concat_encode(clips: list[Path], dest: Path) -> Path:
+    """Join `clips` end to end with hard cuts, re-encoding them (when a stream copy cannot)."""
+    if not clips:
+        raise MediaError("concat_encode needs at least one clip")
+    with atomic_output(dest) as tmp:
+        run_ffmpeg(concat_encode_args(clips, tmp))
+    return dest
+
+
 def crossfade_offsets(durations: list[float], seconds: float) -> list[float]:
     """Start time of each crossfade in the growing joined clip (one per join)."""
     offsets: list[float] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence as Seq
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 
@@ -16,6 +17,7 @@ from tasks.media.encode import (
     VIDEO_MASTER,
 )
 from tasks.media.errors import MediaError
+from tasks.media.passthrough import copies_as_distribution, level_rewrite
 from tasks.media.probe import probe
 from tasks.media.run import atomic_output, run_ffmpeg
 
@@ -85,11 +87,15 @@ def mix_and_encode_args(
     score_gain: float,
     duration_s: float,
     master_out: Path | None = None,
+    copy_picture: bool = False,
+    picture_level: int | None = None,
 ) -> list[str]:
     """ffmpeg arguments: dialogue 1.0 + score x gain (amix, normalize=0), distribution encode.
 
     Both tracks are padded and trimmed to the picture's `duration_s` first: amix's own
     duration=first ends early in ffmpeg 5.1 while the video encoder is still buffering.
+    `copy_picture`: the picture already meets the distribution profile and is stream-copied
+    (its headers marked `picture_level` when given); only the sound is encoded.
     """
     film = ffmpeg.input(str(video_with_dialogue))
     # The dialogue is read through a second input of the same file: read from the picture's
@@ -113,20 +119,27 @@ def mix_and_encode_args(
         )
         # normalize=0: amix would otherwise scale the dialogue down by the input count.
         mixed = ffmpeg.filter([dialogue, music], "amix", inputs=2, duration="longest", normalize=0)
+    picture = distribution_picture(copy_picture, picture_level)
     if master_out is None:
-        graph = ffmpeg.output(
-            film.video, mixed, str(out), **VIDEO_DISTRIBUTION, **AUDIO_AAC, **FASTSTART
-        )
+        graph = ffmpeg.output(film.video, mixed, str(out), **picture, **AUDIO_AAC, **FASTSTART)
     else:
         split = mixed.filter_multi_output("asplit")
         graph = ffmpeg.merge_outputs(
-            ffmpeg.output(
-                film.video, split[0], str(out), **VIDEO_DISTRIBUTION, **AUDIO_AAC, **FASTSTART
-            ),
+            ffmpeg.output(film.video, split[0], str(out), **picture, **AUDIO_AAC, **FASTSTART),
             ffmpeg.output(film.video, split[1], str(master_out), **VIDEO_MASTER, **AUDIO_AAC),
         )
     args: list[str] = graph.get_args()
     return args
+
+
+def distribution_picture(copy: bool, level: int | None = None) -> dict[str, Any]:
+    """Output options for the film's picture: copied (headers marked `level`) or encoded."""
+    if not copy:
+        return dict(VIDEO_DISTRIBUTION)
+    options: dict[str, Any] = {"vcodec": "copy"}
+    if level is not None:
+        options["bsf:v"] = f"h264_metadata=level={level}"
+    return options
 
 
 def mix_and_encode(
@@ -137,10 +150,14 @@ def mix_and_encode(
     score_gain: float = 0.25,
     master: Path | None = None,
 ) -> Path:
-    """Mix the score under the dialogue and encode the distribution film (and master)."""
+    """Mix the score under the dialogue and encode the distribution film (and master).
+
+    A picture that already meets the distribution profile is stream-copied, not re-encoded.
+    """
     picture = probe(video_with_dialogue).video
     if picture is None:
         raise MediaError(f"{video_with_dialogue} has no video stream to mix under")
+    copy = copies_as_distribution(picture)
     with contextlib.ExitStack() as outputs:
         tmp = outputs.enter_context(atomic_output(dest))
         master_tmp = outputs.enter_context(atomic_output(master)) if master else None
@@ -152,6 +169,8 @@ def mix_and_encode(
                 score_gain=score_gain,
                 duration_s=picture.duration,
                 master_out=master_tmp,
+                copy_picture=copy,
+                picture_level=level_rewrite(picture.level) if copy else None,
             )
         )
     return dest

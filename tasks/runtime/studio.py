@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ from tasks.runtime.submissions import Submission, SubmissionJournal, prompt_dige
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import Cast, RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
-from tasks.schema.schedule import Family
+from tasks.schema.schedule import SCORE_FAMILY, Family
 
 T = TypeVar("T", bound=Task[Any, Any])
 
@@ -95,6 +95,10 @@ class RunStats:
     queue_seconds: float = 0.0
     fresh_sequences: set[int] = field(default_factory=set)
     per_server: dict[str, int] = field(default_factory=dict)
+    # The score's own share: its cues render beside the chains, so a stage cannot be told by
+    # when its GPU time was spent.
+    score_prompts: int = 0
+    score_gpu_seconds: float = 0.0
 
 
 EMBEDDED_SIMULATOR = "embedded simulator"
@@ -139,6 +143,9 @@ class Studio:
     animatic: bool = False
     cast: Cast = field(default_factory=Cast)
     timer: StageTimer = field(default_factory=StageTimer)
+    # Work a stage started ahead of its turn, withdrawn when the run ends before using it
+    # (a gate stopped the run, a chain failed): called once, as the run closes.
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def server_name(self, url: str) -> str:
         """How reports name a server: its URL, or what the run's own simulator is."""
@@ -224,6 +231,7 @@ async def run_on_gpu(
             # Counted when the server accepts it: a retried or failed attempt is a prompt too.
             studio.stats.prompts += 1
             studio.stats.per_server[name] = studio.stats.per_server.get(name, 0) + 1
+            studio.stats.score_prompts += family == SCORE_FAMILY
 
         def progress(event: ProgressEvent) -> None:
             studio.events.render_progress(label, event.value, event.max)
@@ -246,6 +254,7 @@ async def run_on_gpu(
         studio.stats.queue_seconds += entry.queue_seconds or 0.0
         grant.ran(busy)
         studio.stats.gpu_seconds += busy
+        studio.stats.score_gpu_seconds += busy if family == SCORE_FAMILY else 0.0
         downloads = studio.store.scratch / "downloads" / entry.prompt_id
         files = [await client.download(output, downloads) for output in entry.outputs_files()]
     return GpuResult(

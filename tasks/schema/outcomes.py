@@ -284,6 +284,8 @@ class FilmFile(BaseModel):
     dialogue_stem: Path | None = None
     music_stem: Path | None = None
     subtitled: Path | None = None
+    picture: str = ""
+    """Whether the picture was stream-copied from the sequences or re-encoded, and why."""
 
 
 class CutFilm(BaseModel):

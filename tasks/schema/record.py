@@ -67,6 +67,7 @@ class FilmEntry(_Record):
     subtitles: list[str] = []
     stems: list[str] = []
     timelines: dict[str, str] = {}
+    picture: str = ""
 
 
 class TemplateEntry(_Record):

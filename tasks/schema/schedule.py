@@ -10,6 +10,8 @@ Family = Literal["image", "ltx", "ace_step"]
 
 
 FAMILIES: tuple[Family, ...] = get_args(Family)
+SCORE_FAMILY: Family = "ace_step"
+"""The model family of score cues (ACE-Step)."""
 
 
 LoadReason = Literal["needed", "starving", "unaware"]

@@ -35,8 +35,16 @@ class ReviewError(ReelflowError):
 
 
 def _write_text(path: Path, text: str) -> str:
-    write_atomic(path, text.encode("utf-8"))
+    data = text.encode("utf-8")
+    if not (path.is_file() and path.read_bytes() == data):  # a re-run rewrites only changes
+        write_atomic(path, data)
     return path.name
+
+
+def _made_after(source: Path, *made: Path) -> bool:
+    """True when every one of `made` exists and was written after `source` last changed."""
+    when = source.stat().st_mtime_ns
+    return all(path.is_file() and path.stat().st_mtime_ns >= when for path in made)
 
 
 def _downloads(deliverables: Deliverables, folder: Path) -> tuple[tuple[str, str, str], ...]:
@@ -77,9 +85,9 @@ def _sequence_views(
         results, deliverables.sequences, deliverables.sequence_names, strict=True
     ):
         n = result.sequence.index
-        first, last = media.clip_thumbnails(
-            clip, assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
-        )
+        first, last = assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
+        if not _made_after(clip, first, last):  # an unchanged clip keeps its thumbnails
+            media.clip_thumbnails(clip, first, last)
         chart = assets / f"seq{n:03d}_loudness.svg"
         _write_text(chart, loudness_chart([_bar(result)], target_lufs=TARGET_LUFS, width=360))
         views.append(
