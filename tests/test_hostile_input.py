@@ -27,7 +27,8 @@ from tasks.comfyui.errors import OutputInvalid
 from tasks.comfyui.protocol import OutputFile
 from tasks.errors import ScreenplayError
 from tasks.plan.defaults import load_defaults
-from tasks.plan.film import plan_film, segment_prompt
+from tasks.plan.film import plan_film
+from tasks.plan.prompts import segment_prompt
 from tasks.plan.screenplay_file import load_screenplay
 from tests.fault_helpers import ComfyProxy, ProxyTricks
 from tests.film_helpers import instant_simulator, render, write_screenplay

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tasks.plan.film import audio_latent_frames, quoted
+from tasks.plan.film import audio_latent_frames
 from tasks.plan.lint import word_count
+from tasks.plan.prompts import quoted
 from tasks.plan.seeds import derive_seed
 from tasks.schema.film_plan import CastMember, FilmPlan, PlannedLine, Segment, Sequence
 

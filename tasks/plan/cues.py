@@ -91,8 +91,6 @@ def split_zone(zone_s: float, limit_s: float) -> list[float]:
     return [zone_s / parts] * parts
 
 
-
-
 def plan_cues(
     screenplay: Screenplay, sequences: Seq[Sequence], score: Score, rules: CueRules
 ) -> list[Cue]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 
 from tasks.errors import Problem, ScreenplayError
@@ -11,6 +10,7 @@ from tasks.plan.cast import plan_cast, portraits_on_screen
 from tasks.plan.cues import plan_cues
 from tasks.plan.defaults import Defaults, EstimateRates, PlanRules
 from tasks.plan.lint import fix_screenplay, lint_screenplay
+from tasks.plan.prompts import negative_prompt, segment_prompt, wrapper_prompt
 from tasks.plan.seeds import derive_seed
 from tasks.plan.takes import with_takes
 from tasks.schema.film_plan import (
@@ -157,7 +157,7 @@ def _sequences(
     rerolls: Mapping[int, int],
 ) -> list[Sequence]:
     fps = screenplay.render.fps
-    negative = _negative_prompt(screenplay.negative_prompt, rules)
+    negative = negative_prompt(screenplay.negative_prompt, rules)
     sequences: list[Sequence] = []
     chain, position, start_s = -1, 0, 0.0
     for index, group in enumerate(groups):
@@ -222,54 +222,6 @@ def _place_lines(screenplay: Screenplay, segments: list[Segment], fps: int) -> l
                 )
         offset += segment.frames
     return lines
-
-
-def quoted(line: str) -> str:
-    """A line in double quotes, its own quotes and backslashes escaped: the quote ends where
-    the line ends, for the model and for any reader of the prompt."""
-    return '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def segment_prompt(scene: Scene, part: int = 0) -> str:
-    """The scene's description, then each line as NAME says "line" (quotes escaped)."""
-    said = [f"{spoken.character} says {quoted(spoken.line)}" for spoken in scene.dialogue]
-    text = (
-        " ".join([scene.description.rstrip(".") + ".", *said])
-        if part == 0
-        else f"Continuing: {scene.description}"
-    )
-    return text
-
-
-def wrapper_prompt(screenplay: Screenplay, scene_indices: Iterable[int], rules: PlanRules) -> str:
-    """Style + setting + the looks of the characters present; never the film's title."""
-    present: dict[str, None] = {}
-    for index in scene_indices:
-        scene = screenplay.scenes[index]
-        present.update(dict.fromkeys(scene.characters))
-        present.update(dict.fromkeys(spoken.character for spoken in scene.dialogue))
-    looks = [f"{name}: {screenplay.description_of(name)}." for name in present]
-    parts = [
-        f"{screenplay.style.rstrip('.')}.",
-        f"Setting: {screenplay.setting.rstrip('.')}.",
-        *looks,
-        rules.no_music_clause,
-    ]
-    return _without_title(" ".join(parts), screenplay.title)
-
-
-def _without_title(text: str, title: str) -> str:
-    return re.sub(re.escape(title), "", text, flags=re.IGNORECASE).replace("  ", " ").strip()
-
-
-def _negative_prompt(authored: str, rules: PlanRules) -> str:
-    terms = [term.strip() for term in authored.split(",") if term.strip()]
-    seen = {term.lower() for term in terms}
-    for term in (*rules.negative_music_terms, *rules.negative_defect_terms):
-        if term.lower() not in seen:
-            terms.append(term)
-            seen.add(term.lower())
-    return ", ".join(terms)
 
 
 def _chains(

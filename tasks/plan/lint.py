@@ -121,9 +121,10 @@ def _split_scene(scene: Scene, rules: PlanRules) -> list[Scene]:
 
 def _split_to_fit(spoken: DialogueLine, rules: PlanRules) -> list[DialogueLine]:
     """Halve a line again and again until every part fits one scene's budget."""
-    if required_seconds(spoken.line, rules) <= rules.max_line_seconds or word_count(
-        spoken.line
-    ) < 2:
+    if (
+        required_seconds(spoken.line, rules) <= rules.max_line_seconds
+        or word_count(spoken.line) < 2
+    ):
         return [spoken]
     return [part for half in _halve(spoken) for part in _split_to_fit(half, rules)]
 
