@@ -2,76 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from blocks.comfyui import ComfyUIPool, ComfyUIServer
 from tasks.comfyui import protocol as p
 from tasks.comfyui.client import _execution_error
 from tasks.comfyui.errors import (
-    ComfyUIError,
     ExecutionFailed,
     OutOfMemory,
     OutputInvalid,
     PromptRejected,
-    ServerError,
     TransientError,
 )
 from tasks.comfyui.protocol import check_output_path
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "comfyui-conformance"
-
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"conformance fixtures not found at {FIXTURES}"
+from tests.conformance_fixtures import (
+    binary_frame,
+    fixture_files,
+    http_steps,
+    load_fixture,
+    needs_fixtures,
+    ws_messages,
 )
+
+pytestmark = needs_fixtures
 
 # Endpoints the client never reads; their bodies are only checked to be what the file says.
 _UNMODELLED = ("/features", "/api/features", "/embeddings", "/models", "/api/jobs", "/free")
 _UNMODELLED += ("/extensions", "/internal/", "/health", "/api/history_v2", "/api/job/")
 _UNMODELLED += ("/api/tasks", "/api/workflows", "/interrupt", "/view", "/object_info/")
 _UNMODELLED += ("/api/object_info/",)
-
-
-def _fixture_files() -> list[Path]:
-    return sorted(FIXTURES.glob("[0-9]*.json")) if FIXTURES.is_dir() else []
-
-
-def _load(name: str) -> dict[str, Any]:
-    matches = list(FIXTURES.glob(f"{name}_*.json"))
-    assert len(matches) == 1, name
-    return json.loads(matches[0].read_text())
-
-
-def _http_steps(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    return (step for step in doc["steps"] if step["kind"] == "http")
-
-
-def _ws_messages(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for step in doc["steps"]:
-        if step["kind"] == "websocket":
-            yield from step["messages"]
-
-
-def _binary_frame(message: dict[str, Any]) -> bytes:
-    """Rebuild a binary frame from the fixture's decoded fields (bytes are not stored)."""
-    event = message["event_type"]
-    if event == 1:
-        return struct.pack(">II", 1, message["image_type"]) + bytes.fromhex(
-            message["image_bytes_first_hex"]
-        )
-    if event == 3:
-        node = message["node_id"].encode()
-        return struct.pack(">II", 3, len(node)) + node + message["text"].encode()
-    meta = json.dumps(message["metadata"]).encode()
-    assert len(meta) == message["metadata_length"]
-    return struct.pack(">II", 4, len(meta)) + meta + bytes.fromhex(message["image_bytes_first_hex"])
 
 
 def _parse_body(step: dict[str, Any]) -> object:
@@ -102,37 +64,37 @@ def _parse_body(step: dict[str, Any]) -> object:
     return data
 
 
-@pytest.mark.parametrize("fixture", _fixture_files(), ids=lambda path: path.stem[:24])
+@pytest.mark.parametrize("fixture", fixture_files(), ids=lambda path: path.stem[:24])
 def test_every_captured_body_and_ws_frame_parses(fixture: Path) -> None:
     doc = json.loads(fixture.read_text())
-    for step in _http_steps(doc):
+    for step in http_steps(doc):
         _parse_body(step)
-    for message in _ws_messages(doc):
+    for message in ws_messages(doc):
         if message["frame"] == "text":
             event = p.parse_ws_message(json.dumps(message["message"]))
             assert event is not None
             assert event.type == message["message"]["type"]
         else:
-            event = p.parse_ws_message(_binary_frame(message))
+            event = p.parse_ws_message(binary_frame(message))
             assert isinstance(event, p.PreviewImage | p.ProgressText)
 
 
 def test_a_finished_image_run_lists_its_files_by_their_server_names() -> None:
-    doc = _load("06")
-    history = next(s for s in _http_steps(doc) if s["request"]["path"].startswith("/history/"))
+    doc = load_fixture("06")
+    history = next(s for s in http_steps(doc) if s["request"]["path"].startswith("/history/"))
     entry = _parse_body(history)
     assert isinstance(entry, p.HistoryEntry) and entry.finished
     assert entry.status is not None and entry.status.status_str == "success"
     names = [(f.filename, f.subfolder, f.type, f.kind) for f in entry.outputs_files()]
     assert ("still_00001_.png", "conformance", "output", "images") in names
     assert len(names) == 2
-    kinds = [type(p.parse_ws_message(json.dumps(m["message"]))) for m in _ws_messages(doc)]
+    kinds = [type(p.parse_ws_message(json.dumps(m["message"]))) for m in ws_messages(doc)]
     assert kinds[0] is p.Status and p.ExecutionSuccess in kinds and p.Executed in kinds
 
 
 def _history_entry(name: str) -> p.HistoryEntry:
     """The first non-empty history entry a transcript fetched."""
-    steps = [s for s in _http_steps(_load(name)) if "/history/" in s["request"]["path"]]
+    steps = [s for s in http_steps(load_fixture(name)) if "/history/" in s["request"]["path"]]
     entries = [_parse_body(s) for s in steps]
     return next(e for e in entries if isinstance(e, p.HistoryEntry))
 
@@ -153,7 +115,9 @@ def test_execution_and_queue_time_come_from_the_servers_own_timestamps() -> None
 
 def _history_files(name: str) -> dict[str, p.OutputFile]:
     entries = [
-        _parse_body(s) for s in _http_steps(_load(name)) if "/history/" in s["request"]["path"]
+        _parse_body(s)
+        for s in http_steps(load_fixture(name))
+        if "/history/" in s["request"]["path"]
     ]
     return {
         f.filename: f for e in entries if isinstance(e, p.HistoryEntry) for f in e.outputs_files()
@@ -172,7 +136,7 @@ def test_video_and_audio_outputs_are_found_under_their_own_keys() -> None:
 
 
 def test_latent_outputs_are_files_but_preview_text_is_not() -> None:
-    history = next(s for s in _http_steps(_load("20")) if "/history/" in s["request"]["path"])
+    history = next(s for s in http_steps(load_fixture("20")) if "/history/" in s["request"]["path"])
     entry = _parse_body(history)
     assert isinstance(entry, p.HistoryEntry)
     kinds = sorted(f.kind for f in entry.outputs_files())
@@ -180,7 +144,7 @@ def test_latent_outputs_are_files_but_preview_text_is_not() -> None:
 
 
 def test_progress_messages_carry_value_max_and_node() -> None:
-    events = [p.parse_ws_message(json.dumps(m["message"])) for m in _ws_messages(_load("12"))]
+    events = [p.parse_ws_message(json.dumps(m["message"])) for m in ws_messages(load_fixture("12"))]
     progress = [e for e in events if isinstance(e, p.Progress)]
     assert progress and progress[0].node == "3" and progress[0].max == 8
     assert all(0 < e.value <= e.max for e in progress)
@@ -188,7 +152,7 @@ def test_progress_messages_carry_value_max_and_node() -> None:
 
 
 def test_an_execution_error_names_the_node_and_the_exception() -> None:
-    events = [p.parse_ws_message(json.dumps(m["message"])) for m in _ws_messages(_load("15"))]
+    events = [p.parse_ws_message(json.dumps(m["message"])) for m in ws_messages(load_fixture("15"))]
     error = next(e for e in events if isinstance(e, p.ExecutionError))
     failure = _execution_error(error, "pid")
     assert type(failure) is ExecutionFailed and not isinstance(failure, TransientError)
@@ -210,23 +174,25 @@ def test_a_gpu_out_of_memory_error_is_transient() -> None:
 
 
 def test_an_interrupt_is_recognised_for_its_prompt() -> None:
-    events = [p.parse_ws_message(json.dumps(m["message"])) for m in _ws_messages(_load("16"))]
+    events = [p.parse_ws_message(json.dumps(m["message"])) for m in ws_messages(load_fixture("16"))]
     interrupted = [e for e in events if isinstance(e, p.ExecutionInterrupted)]
     assert interrupted and interrupted[0].node_type == "ColorTransfer"
     assert interrupted[0].prompt_id
 
 
 def test_a_running_queue_lists_prompt_ids_from_its_rows() -> None:
-    queues = [_parse_body(s) for s in _http_steps(_load("16")) if s["request"]["path"] == "/queue"]
+    queues = [
+        _parse_body(s) for s in http_steps(load_fixture("16")) if s["request"]["path"] == "/queue"
+    ]
     busy = next(q for q in queues if isinstance(q, p.QueueState) and q.queue_running)
     assert busy.queue_running[0].prompt_id == "3ea43da1-df3b-4eb2-8bd8-c0627de0abe5"
     assert len(busy.prompt_ids()) == 1 + len(busy.queue_pending)
 
 
 def test_binary_preview_and_text_frames_decode_or_are_skipped_safely() -> None:
-    frames = [m for m in _ws_messages(_load("21")) if m["frame"] == "binary"]
-    frames += [m for m in _ws_messages(_load("21b")) if m["frame"] == "binary"]
-    decoded = [p.parse_ws_message(_binary_frame(m)) for m in frames]
+    frames = [m for m in ws_messages(load_fixture("21")) if m["frame"] == "binary"]
+    frames += [m for m in ws_messages(load_fixture("21b")) if m["frame"] == "binary"]
+    decoded = [p.parse_ws_message(binary_frame(m)) for m in frames]
     assert {e.event for e in decoded if isinstance(e, p.PreviewImage)} == {1, 4}
     assert any(isinstance(e, p.PreviewImage) and e.image_type == "image/png" for e in decoded)
     text = next(e for e in decoded if isinstance(e, p.ProgressText))
@@ -237,7 +203,7 @@ def test_binary_preview_and_text_frames_decode_or_are_skipped_safely() -> None:
 
 
 def test_a_validation_rejection_names_node_class_input_and_comfyuis_message() -> None:
-    bodies = [s["response"]["body"]["json"] for s in _http_steps(_load("13"))]
+    bodies = [s["response"]["body"]["json"] for s in http_steps(load_fixture("13"))]
     body = next(b for b in bodies if "ckpt_name" in json.dumps(b.get("node_errors")))
     parsed = p.ErrorBody.model_validate(body)
     error = PromptRejected(parsed.error.model_dump(), {"1": body["node_errors"]["1"]})
@@ -249,7 +215,7 @@ def test_a_validation_rejection_names_node_class_input_and_comfyuis_message() ->
 def test_an_unknown_node_class_rejection_names_the_class() -> None:
     body = next(
         s["response"]["body"]["json"]
-        for s in _http_steps(_load("13"))
+        for s in http_steps(load_fixture("13"))
         if "LTXVNoSuchNode" in json.dumps(s["response"]["body"])
     )
     error = PromptRejected(body["error"], body["node_errors"])
@@ -257,7 +223,7 @@ def test_an_unknown_node_class_rejection_names_the_class() -> None:
 
 
 def test_a_partly_valid_prompt_answers_200_with_node_errors() -> None:
-    step = next(s for s in _http_steps(_load("14")) if s["request"]["path"] == "/prompt")
+    step = next(s for s in http_steps(load_fixture("14")) if s["request"]["path"] == "/prompt")
     accepted = _parse_body(step)
     assert isinstance(accepted, p.PromptResponse)
     assert accepted.node_errors["3"].class_type == "LoadImage"
@@ -282,165 +248,3 @@ def test_unsafe_output_names_from_history_are_refused(filename: str, subfolder: 
 
 def test_ordinary_output_names_pass_the_safety_check() -> None:
     check_output_path(p.OutputFile(filename="relay_00001_.mp4", subfolder="reelflow/seq"))
-
-
-# --- the client against a server that replays a recorded run -------------------------
-
-
-class _Replay:
-    """Answers like the ComfyUI of one fixture, with the prompt id our client chose."""
-
-    def __init__(self, name: str) -> None:
-        steps = _load(name)["steps"]
-        submit = next(
-            i
-            for i, s in enumerate(steps)
-            if s.get("request", {}).get("path") == "/prompt" and s["request"]["method"] == "POST"
-        )
-        later = steps[submit + 1 :]
-        self.submit = steps[submit]["response"]
-        self.recorded_id = (self.submit["body"].get("json") or {}).get("prompt_id", "none")
-        self.ws = next((s["messages"] for s in later if s["kind"] == "websocket"), [])
-        histories = [
-            s["response"]["body"]["json"]
-            for s in later
-            if s["kind"] == "http" and "/history/" in s["request"]["path"]
-        ]
-        self.history = histories[0] if histories else {}
-        self.calls: list[tuple[str, str, Any]] = []
-        self.prompt_id = ""
-        self.headers: list[str] = []
-        self.submitted = asyncio.Event()
-
-    def _ours(self, data: Any) -> Any:
-        return json.loads(json.dumps(data).replace(self.recorded_id, self.prompt_id))
-
-    async def post_prompt(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.prompt_id = body.get("prompt_id", self.recorded_id)
-        self.calls.append(("POST", "/prompt", body))
-        self.headers.append(request.headers.get("X-Token", ""))
-        self.submitted.set()
-        response = self.submit
-        if response["body"]["kind"] != "json":
-            return web.Response(status=response["status"], text=response["body"]["text"])
-        return web.json_response(self._ours(response["body"]["json"]), status=response["status"])
-
-    async def websocket(self, request: web.Request) -> web.StreamResponse:
-        self.headers.append(request.headers.get("X-Token", ""))
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        await socket.send_json({"type": "status", "data": {"status": {}, "sid": "replay"}})
-        await self.submitted.wait()
-        for message in self.ws:
-            if message["frame"] == "text":
-                await socket.send_json(self._ours(message["message"]))
-            else:
-                await socket.send_bytes(_binary_frame(message))
-        await socket.close()
-        return socket
-
-    async def history_of(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self._ours(self.history))
-
-    async def record(self, request: web.Request) -> web.StreamResponse:
-        self.calls.append((request.method, request.path, await request.json()))
-        return web.Response(text="")
-
-    async def queue(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"queue_running": [], "queue_pending": []})
-
-    async def view(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=b"\x00" * 1000, content_type="video/mp4")
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/prompt", self.post_prompt)
-        app.router.add_get("/ws", self.websocket)
-        app.router.add_get("/history/{prompt_id}", self.history_of)
-        app.router.add_post("/interrupt", self.record)
-        app.router.add_post("/queue", self.record)
-        app.router.add_get("/queue", self.queue)
-        app.router.add_get("/view", self.view)
-        return app
-
-
-def _replay_run(name: str, server: ComfyUIServer | None = None) -> tuple[_Replay, Any]:
-    replay = _Replay(name)
-
-    async def scenario() -> Any:
-        runner = web.AppRunner(replay.app())
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            url = f"http://127.0.0.1:{port}"
-            block = (server or ComfyUIServer(url=url)).model_copy(update={"url": url})
-            async with block.client() as client:
-                return await client.run({"1": {"class_type": "X", "inputs": {}}})
-        except ComfyUIError as exc:
-            return exc
-        finally:
-            await runner.cleanup()
-
-    return replay, asyncio.run(scenario())
-
-
-def test_a_recorded_successful_run_returns_its_history_entry() -> None:
-    replay, entry = _replay_run("06")
-    assert isinstance(entry, p.HistoryEntry) and entry.prompt_id == replay.prompt_id
-    assert [f.filename for f in entry.outputs_files()] == ["still_00001_.png", "still_00002_.png"]
-    [(_, _, body)] = replay.calls
-    assert body["client_id"] and body["prompt_id"] == replay.prompt_id
-
-
-def test_a_recorded_execution_error_raises_execution_failed() -> None:
-    _, error = _replay_run("15")
-    assert type(error) is ExecutionFailed and error.node_type == "LoadImage"
-
-
-def test_a_recorded_loader_failure_of_the_relay_graph_names_the_audio_vae_loader() -> None:
-    _, error = _replay_run("25")
-    assert isinstance(error, ExecutionFailed) and error.node_type == "LTXVAudioVAELoader"
-    assert "SafetensorError" in error.exception_type
-
-
-def test_a_recorded_400_raises_prompt_rejected_and_leaves_nothing_to_withdraw() -> None:
-    replay, error = _replay_run("25b")
-    assert isinstance(error, PromptRejected) and error.status_code == 400
-    assert "node 20 (PromptRelayEncodeTimeline) input 'time_units'" in str(error)
-    assert [c[1] for c in replay.calls] == ["/prompt"]
-
-
-def test_a_partly_valid_prompt_is_withdrawn_rather_than_half_rendered() -> None:
-    replay, error = _replay_run("14")
-    assert isinstance(error, PromptRejected) and error.status_code == 200
-    assert ("POST", "/queue", {"delete": [replay.prompt_id]}) in replay.calls
-    assert ("POST", "/interrupt", {"prompt_id": replay.prompt_id}) in replay.calls
-
-
-def test_a_recorded_500_on_submit_is_a_server_error() -> None:
-    _, error = _replay_run("03")
-    assert isinstance(error, ServerError) and error.status_code == 500
-    assert isinstance(error, TransientError)
-
-
-def test_a_servers_auth_header_goes_with_every_request_and_the_websocket() -> None:
-    server = ComfyUIServer(url="http://placeholder:8188", auth_header="X-Token: s3cret")
-    replay, entry = _replay_run("06", server)
-    assert isinstance(entry, p.HistoryEntry)
-    assert replay.headers == ["s3cret", "s3cret"]
-
-
-def test_a_server_block_names_its_gpu_slot_limit_after_host_and_port() -> None:
-    server = ComfyUIServer(url="http://GPU-Box.studio.lan:8188/", gpu_slots=2)
-    assert server.concurrency_limit_name == "comfyui-gpu-box-studio-lan-8188"
-    assert server.url == "http://GPU-Box.studio.lan:8188"
-    pool = ComfyUIPool.from_urls(["http://a:8188", "https://b"])
-    assert pool.gpu_slots == 2
-    assert pool.servers[1].concurrency_limit_name == "comfyui-b-443"
-    with pytest.raises(ValueError, match="listed twice"):
-        ComfyUIPool.from_urls(["http://a:8188", "http://a:8188/"])
-    with pytest.raises(ValueError, match="http"):
-        ComfyUIServer(url="gpu-box:8188")
