@@ -24,7 +24,6 @@ from tasks.plan.prompts import segment_prompt
 from tasks.plan.screenplay_file import load_screenplay
 from tests.test_screenplay_errors import good
 
-REPO = Path(__file__).resolve().parents[1]
 Edit = Callable[[dict[str, Any]], None]
 
 
