@@ -40,6 +40,7 @@ film: system $(VENV)/.runtime
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: system browser $(VENV)/.test lint
 	$(VENV)/bin/pytest -q

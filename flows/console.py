@@ -64,6 +64,7 @@ class RichSink:
     def cue_finished(self, cue: RenderedCue) -> None:
         return None
 
+
 class _WithoutTraceback(logging.Formatter):
     """Formats as `inner` does, leaving out tracebacks (they stay in the Prefect log)."""
 

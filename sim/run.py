@@ -34,8 +34,6 @@ OOM_MESSAGE = (
 )
 
 
-
-
 class OutOfMemory(Exception):
     """The simulated GPU ran out of memory (an injected fault)."""
 

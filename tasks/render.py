@@ -81,14 +81,8 @@ def _sequence_key(parameters: dict[str, Any]) -> str:
     return content_key("sequence", prompt)
 
 
-
-
 def _carry_key(parameters: dict[str, Any]) -> str:
     return content_key("carry", parameters["rendered"].video)
-
-
-
-
 
 
 @task(
@@ -140,10 +134,6 @@ async def carry_frame(studio: Studio, rendered: RenderedSequence) -> MediaRef:
     return await studio.store.put(frame)
 
 
-
-
-
-
 def _verify_sequence(video: Path, sequence: Sequence, plan: FilmPlan) -> None:
     try:
         media.verify_decodes(video)
@@ -167,9 +157,3 @@ def _verify_sequence(video: Path, sequence: Sequence, plan: FilmPlan) -> None:
         problems.append("no audio stream")
     if problems:
         raise CorruptRender(f"sequence {sequence.index}: {', '.join(problems)}")
-
-
-
-
-
-

@@ -86,8 +86,6 @@ def input_spec(class_info: Mapping[str, Any], name: str) -> tuple[str, list[Any]
     return None
 
 
-
-
 def combo_options(spec: list[Any]) -> list[Any] | None:
     """The allowed values of a COMBO input (old list form or new ``COMBO`` form)."""
     if isinstance(spec[0], list):

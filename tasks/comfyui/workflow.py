@@ -179,22 +179,6 @@ def load_template(kind: TemplateKind, directory: Path = WORKFLOWS_DIR) -> Workfl
 # --- model sets ----------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --- fill functions the render tasks call --------------------------------------------
 
 

@@ -57,4 +57,3 @@ def _safe(name: str) -> str:
     """A character's name as a file name (any script; no path separators or control codes)."""
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     return cleaned or "character"
-

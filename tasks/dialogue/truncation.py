@@ -48,8 +48,6 @@ class SegmentLevels(BaseModel):
         return self.tail_db - self.floor_db >= share * span
 
 
-
-
 def was_cut(evidence: CutEvidence, *, running_margin_s: float, lost_margin_s: float) -> bool:
     """A line is cut when speech runs into its segment's end, not when a word is misheard.
 

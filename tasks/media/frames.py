@@ -21,8 +21,6 @@ _THUMB_WIDTH = 320
 _LABEL_HEIGHT = 22
 
 
-
-
 def _decode_tail(video: Path) -> np.ndarray:
     with av.open(str(video)) as container:
         if not container.streams.video:

@@ -122,7 +122,3 @@ def probe(path: Path) -> MediaInfo:
         video=_video(path, video, container_s) if video else None,
         audio=_audio(audio, container_s) if audio else None,
     )
-
-
-
-

@@ -95,9 +95,7 @@ def write_stems(
         run_ffmpeg(stem_args(cut, tmp, gain=delivery, duration_s=seconds))
         if score is not None:
             tmp = outputs.enter_context(atomic_output(music_dest))
-            run_ffmpeg(
-                stem_args(score, tmp, gain=score_gain * delivery, duration_s=seconds)
-            )
+            run_ffmpeg(stem_args(score, tmp, gain=score_gain * delivery, duration_s=seconds))
     return Stems(
         dialogue=dialogue_dest,
         music=music_dest if score is not None else None,

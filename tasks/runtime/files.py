@@ -25,6 +25,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         temporary.unlink(missing_ok=True)
 
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 """The project's configuration folder: defaults, models, node packs, workflow templates."""
 

@@ -185,6 +185,7 @@ class FilmPlan(_Data):
 
     def member(self, name: str) -> CastMember | None:
         return next((m for m in self.cast if m.name == name), None)
+
     delivery_profile: ProfileName = DEFAULT_PROFILE
 
     @property

@@ -287,7 +287,3 @@ def assign(
         remaining.remove(request)
         grants.append((request, server, reason if loading else None))
     return grants
-
-
-
-
