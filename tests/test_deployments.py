@@ -253,7 +253,15 @@ def test_a_film_started_from_the_deployment_renders_on_a_worker_and_the_nightly_
             assert httpx.get(url, timeout=30).status_code == 200, key
         # The deliverables report links every file where a browser elsewhere can open it.
         report_links = re.findall(r"\]\(<([^>]+)>\)", artifacts[REPORT_ARTIFACT_KEY])
-        assert len(report_links) >= 10
+        linked = {url.removeprefix(f"{public_url}/test_reel/") for url in report_links}
+        film_name = "TEST_REEL_v001"  # a silent film without a score: no subtitles, no music
+        assert linked == {
+            *(f"{film_name}{end}" for end in (".mp4", "_DX.wav", ".otio", ".fcpxml", ".xml")),
+            f"{film_name}.edl",
+            "contact_sheet.png",
+            "manifest.json",
+            "sequences/TEST_REEL_SEQ0010_v001.mp4",
+        }
         for url in report_links:
             assert url.startswith(public_url), url
             assert httpx.get(url, timeout=30).status_code == 200, url
