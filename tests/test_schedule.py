@@ -217,8 +217,11 @@ def test_each_of_reelflows_templates_is_known_by_its_model_family() -> None:
     }
     assert families == {
         "keyframe_t2i": "image",
+        "keyframe_cast": "image",
         "ltx23_relay_i2v": "ltx",
         "ltx23_relay_t2v": "ltx",
+        "ltx23_relay_i2v_voice": "ltx",
+        "ltx23_relay_t2v_voice": "ltx",
         "acestep15_cue": "ace_step",
     }
 

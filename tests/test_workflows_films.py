@@ -78,7 +78,10 @@ def test_the_flow_parameter_renders_a_film_with_the_example_workflows(first: Any
     assert _templates(result) == {
         "ltx23_relay_i2v": str(EXAMPLES / "relay_i2v.json"),
         "ltx23_relay_t2v": str(EXAMPLES / "relay_t2v.json"),
+        "ltx23_relay_i2v_voice": str(EXAMPLES / "relay_i2v_voice.json"),
+        "ltx23_relay_t2v_voice": str(EXAMPLES / "relay_t2v_voice.json"),
         "keyframe_t2i": str(EXAMPLES / "keyframe.json"),
+        "keyframe_cast": str(EXAMPLES / "keyframe_cast.json"),
         "acestep15_cue": str(EXAMPLES / "cue.json"),
     }
 
