@@ -31,6 +31,7 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 from flows.film import film
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
+from tasks.runtime.schedule.policy import SchedulePolicy
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 
@@ -136,13 +137,33 @@ def prefect_api() -> Iterator[float]:
 
 @contextmanager
 def simulators(count: int, gpu_cost: float, workdir: Path) -> Iterator[list[RunningSimulator]]:
-    """`count` simulator processes, each one GPU costing `gpu_cost` s per output second."""
+    """`count` simulator processes, each one GPU costing `gpu_cost` s per output second.
+
+    While they run, the films' GPU scheduler is told what these GPUs cost, as a studio tells
+    it about its own (`REELFLOW_SCHEDULE`): `gpu_cost` per output second and no model loads
+    (the scheduler otherwise assumes 60 s loads and keeps a family on one GPU to save them).
+    """
     settings = SimSettings(gpu_seconds_per_output_second=gpu_cost)
+    policy = SchedulePolicy(load_s=NO_LOAD_S, gpu_s_per_output_s=max(gpu_cost, NO_LOAD_S))
+    before = os.environ.get("REELFLOW_SCHEDULE")
+    os.environ["REELFLOW_SCHEDULE"] = policy.model_dump_json()
     with ExitStack() as stack:
+        stack.callback(_restore_environment, "REELFLOW_SCHEDULE", before)
         yield [
             stack.enter_context(start_simulator(settings, workdir=workdir / f"sim{n}"))
             for n in range(count)
         ]
+
+
+NO_LOAD_S = 0.001
+"""The model load time the scheduler is told for the bench simulators (they charge none)."""
+
+
+def _restore_environment(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 @dataclass(frozen=True)
