@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_local_prefect()
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=False)
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)  # a command or path in a message stays whole
     try:
         if argv and argv[0] == "plan":
             return run_plan(argv[1:], console)

@@ -198,7 +198,7 @@ def test_a_run_paused_at_the_cast_gate_rerolls_exactly_the_keyframe_sent_back(
         _click(browser, "Resume")
         # The form is the gate's own: our fields, and the material it describes.
         _wait_for_text(browser, "Re-roll keyframes (chain numbers)")
-        assert "cast gate: Test Reel" in browser.evaluate("document.body.innerText")
+        _wait_for_text(browser, "cast gate: Test Reel")  # its description renders last
         time.sleep(3)  # the dialog fades in, and its keyframe sheet loads
         keep_screenshot(browser.screenshot(tmp_path / "cast-form.png"), "resume-form.png")
 
