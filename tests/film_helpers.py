@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
+import numpy as np
 
 from flows.film import film
 from sim.embedded import RunningSimulator, start_simulator
@@ -91,3 +93,12 @@ def harness_environment() -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
     return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+def frame_rgb(path: Path, index: int) -> np.ndarray:
+    """Frame `index` of a video as RGB, in int16 so that differences may go negative."""
+    with av.open(str(path)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number == index:
+                return frame.to_ndarray(format="rgb24").astype(np.int16)
+    raise AssertionError(f"{path} has no frame {index}")

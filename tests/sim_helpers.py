@@ -212,3 +212,13 @@ def fetch_output(url: str, item: dict[str, str], into: Path) -> Path:
     path = into / item["filename"]
     path.write_bytes(answer.content)
     return path
+
+
+def aac_clip(raw: Path, dest: Path) -> Path:
+    """`raw` (a WAV) as a stereo 48 kHz AAC clip, as a user's voice file might come."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-c:a", "aac", "-b:a", "160k",
+         "-ar", "48000", "-ac", "2", str(dest)],
+        check=True,
+    )  # fmt: skip
+    return dest

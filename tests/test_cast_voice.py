@@ -27,6 +27,7 @@ from tasks.cast.voice import (
     match_voice,
 )
 from tasks.media import read_audio
+from tests.sim_helpers import aac_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -45,12 +46,7 @@ def spoken_line(dest: Path, voice: str, pitch: int, text: str) -> Path:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-c:a", "aac", "-b:a", "160k",
-         "-ar", "48000", "-ac", "2", str(dest)],
-        check=True,
-    )  # fmt: skip
-    return dest
+    return aac_clip(raw, dest)
 
 
 @pytest.fixture(scope="module")

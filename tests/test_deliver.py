@@ -32,7 +32,7 @@ from tasks.media.burnin import title_safe_box
 from tasks.media.loudness import PROFILES
 from tasks.media.loudness_correct import measure_film
 from tasks.schema.outcomes import FilmResult, SequenceResult
-from tests.film_helpers import render, write_screenplay
+from tests.film_helpers import frame_rgb, render, write_screenplay
 from tests.loudness_meters import METERS_AGREE_LU, ebur128
 from tests.sim_helpers import decode_audio, rms_db
 
@@ -207,7 +207,7 @@ def test_subtitles_have_one_cue_per_spoken_line_in_film_order_at_the_heard_times
 
 
 @pytest.mark.parametrize("key", ["otio", "fcpxml", "xml", "edl"])
-def test_each_timeline_reads_back_with_one_clip_per_delivered_sequence_to_the_frame(
+def test_each_timeline_reads_back_with_one_clip_per_delivered_sequence_to_theframe_rgb(
     key: str, delivered: Delivered
 ) -> None:
     path = delivered.file(f"{NAME}_v001.{key}")
@@ -246,20 +246,12 @@ def test_the_prores_master_has_every_frame_and_the_delivered_mix_as_pcm(
     assert abs(loudness.integrated + 23.0) <= 0.5 and loudness.true_peak <= -1.0
 
 
-def _frame(path: Path, index: int) -> np.ndarray:
-    with av.open(str(path)) as container:
-        for number, frame in enumerate(container.decode(video=0)):
-            if number == index:
-                return frame.to_ndarray(format="rgb24").astype(np.int16)
-    raise AssertionError(f"{path} has no frame {index}")
-
-
 def test_the_burnt_copy_shows_each_line_inside_the_title_safe_area(delivered: Delivered) -> None:
     film, burnt = delivered.file(f"{NAME}_v001.mp4"), delivered.file(f"{NAME}_v001_subtitled.mp4")
     media.check_distribution(burnt, media.verify_film(burnt, expected_duration_s=None))
     cue = next(srt.parse(delivered.file(f"{NAME}_v001.srt").read_text()))
     middle = round((cue.start + (cue.end - cue.start) / 2).total_seconds() * 24)
-    changed = np.abs(_frame(burnt, middle) - _frame(film, middle)).max(axis=2) > 60
+    changed = np.abs(frame_rgb(burnt, middle) - frame_rgb(film, middle)).max(axis=2) > 60
     rows, cols = np.nonzero(changed)
     safe = title_safe_box(256, 256)
     assert rows.size > 50, "no subtitle drawn while the first line is spoken"

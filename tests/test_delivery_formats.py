@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import srt
@@ -31,7 +30,7 @@ from tasks.schema.film_plan import FilmPlan
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 from tests.chromium import Chromium
-from tests.film_helpers import render
+from tests.film_helpers import frame_rgb, render
 
 REPO = Path(__file__).resolve().parents[1]
 VERTICAL = REPO / "examples" / "night_ferry_vertical.json"
@@ -149,14 +148,6 @@ def test_the_contact_sheet_keeps_vertical_frames_upright_in_square_cells(
         assert picture.min() == 70 and picture.max() == 249  # 180 px wide, centred
 
 
-def _frame(path: Path, index: int) -> np.ndarray:
-    with av.open(str(path)) as container:
-        for number, frame in enumerate(container.decode(video=0)):
-            if number == index:
-                return frame.to_ndarray(format="rgb24").astype(np.int16)
-    raise AssertionError(f"{path} has no frame {index}")
-
-
 def test_burnt_subtitles_fit_the_vertical_title_safe_area(vertical: Vertical) -> None:
     film = Path(vertical.film.film)
     burnt = film.with_name(f"{film.stem}_subtitled.mp4")
@@ -165,7 +156,7 @@ def test_burnt_subtitles_fit_the_vertical_title_safe_area(vertical: Vertical) ->
     safe = title_safe_box(*TINY_VERTICAL)
     for cue in cues:
         middle = round((cue.start + (cue.end - cue.start) / 2).total_seconds() * 24)
-        changed = np.abs(_frame(burnt, middle) - _frame(film, middle)).max(axis=2) > 60
+        changed = np.abs(frame_rgb(burnt, middle) - frame_rgb(film, middle)).max(axis=2) > 60
         rows, cols = np.nonzero(changed)
         assert rows.size > 50, f"no subtitle drawn for {cue.content!r}"
         assert safe.left <= cols.min() and cols.max() < safe.right

@@ -28,6 +28,7 @@ from sim.settings import SimSettings
 from sim.validation import validate_prompt
 from sim.voice_match import identify_file
 from tests.sim_helpers import (
+    aac_clip,
     decode_audio,
     fetch_output,
     first_frame,
@@ -118,12 +119,7 @@ def _voice_clip(dest: Path, voice: tuple[str, int], text: str, seconds: float | 
         start = int(np.flatnonzero(np.abs(samples) > 0.02)[0])
         samples = samples[start : start + int(seconds * RATE)]
     soundfile.write(raw, samples, RATE)
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-c:a", "aac", "-b:a", "160k",
-         "-ar", "48000", "-ac", "2", str(dest)],
-        check=True,
-    )  # fmt: skip
-    return dest
+    return aac_clip(raw, dest)
 
 
 @pytest.fixture(scope="module")

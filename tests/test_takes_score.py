@@ -14,21 +14,13 @@ from tasks.schema.refs import MediaRef
 from tasks.schema.screenplay import Screenplay
 from tasks.schema.verdicts import LineVerdict, SequenceVerdict, SpeechVerdict, TimeRange
 from tasks.takes import kept_take, score_take
+from tests.test_plan import film as screenplay
 
 DEFAULTS = load_defaults()
 
 
 def film(scenes: list[dict[str, object]], **render: object) -> Screenplay:
-    return Screenplay.model_validate(
-        {
-            "title": "Test Film",
-            "style": "plain",
-            "setting": "a room",
-            "characters": {"ANA": "a woman in a red coat"},
-            "scenes": scenes,
-            "render": render,
-        }
-    )
+    return screenplay(scenes, render=render)
 
 
 def shots(count: int, **extra: object) -> list[dict[str, object]]:

@@ -67,16 +67,6 @@ class FileLockSlots:
     def _try(self, server: ComfyUIServer, number: int) -> int | None:
         return try_flock(self.folder / f"{server.concurrency_limit_name}.slot{number}.lock")
 
-    async def remove_limits(self, servers: Sequence[ComfyUIServer]) -> None:
-        """Delete the servers' limits: for a throwaway server (the embedded simulator's random
-        port) that no later run will ask for, so none is left behind in the UI."""
-        async with get_client() as client:
-            for server in servers:
-                with contextlib.suppress(ObjectNotFound):
-                    await client.delete_global_concurrency_limit_by_name(
-                        server.concurrency_limit_name
-                    )
-
     def _take(self, server: ComfyUIServer) -> tuple[int, int] | None:
         for number in range(server.gpu_slots):
             handle = self._try(server, number)
