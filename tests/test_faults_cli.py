@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.states import Failed
 
@@ -24,7 +25,9 @@ from sim.embedded import RunningSimulator, free_loopback_port, start_simulator
 from sim.settings import Faults, SimSettings
 from tasks.chain_stops import FilmFailed
 from tasks.comfyui.client import ComfyUIClient
+from tasks.comfyui.downloads import download_output
 from tasks.comfyui.errors import PreflightFailed, ServerDown, ServerError, ServerUnreachable
+from tasks.comfyui.protocol import OutputFile
 from tasks.errors import (
     DiskFull,
     MediaCorrupt,
@@ -294,3 +297,21 @@ def test_a_full_disk_stops_with_one_line_naming_it_and_true_counts(
     assert again.returncode == 0, again.stdout + again.stderr
     # Sequences counted as rendered cost nothing again; the rest are rendered or picked up.
     assert int(counted.group(1)) + rerun_prompts + picked_up == 3, (counted, rerun_prompts)
+
+
+def test_a_download_onto_a_full_disk_is_a_disk_full_error_naming_its_disk(tmp_path: Path) -> None:
+    body = b"\x00" * 256 * 1024
+    server = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    output = OutputFile(filename="clip.mp4", subfolder="", type="output")
+
+    async def download(folder: Path) -> Path:
+        async with httpx.AsyncClient(transport=server, base_url="http://gpu-box:8188") as http:
+            return await download_output(http, "http://gpu-box:8188", output, folder)
+
+    with small_tmpfs(tmp_path / "small", size_kib=128) as small:
+        if small is None:
+            pytest.skip("mounting a tmpfs needs privileges this machine does not grant")
+        with pytest.raises(DiskFull) as caught:
+            asyncio.run(download(small))
+        assert f"(mounted at {small})" in str(caught.value) and "Errno" not in str(caught.value)
+        assert list(small.iterdir()) == []  # the partial download is removed

@@ -13,6 +13,7 @@ import httpx
 from tasks.comfyui import protocol as p
 from tasks.comfyui.errors import OutputInvalid, ServerError
 from tasks.comfyui.transport import mapped
+from tasks.runtime.disk import raise_if_disk_full
 
 
 async def download_output(
@@ -27,7 +28,7 @@ async def download_output(
     fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{output.filename}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with raise_if_disk_full(tmp), os.fdopen(fd, "wb") as fh:  # ENOSPC: DiskFull, its disk
             written, expected = await _stream_view(http, base_url, params, fh)
             fh.flush()
             os.fsync(fh.fileno())
