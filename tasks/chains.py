@@ -25,7 +25,7 @@ from tasks.dialogue.repeats import HeardRender, stop_repeats
 from tasks.normalize import normalize_sequence
 from tasks.plan.film import revise_sequence, with_sequences
 from tasks.plan.takes import take_of
-from tasks.render import carry_frame, render_sequence
+from tasks.render import last_frame_of, render_sequence
 from tasks.runtime.studio import Studio
 from tasks.runtime.task_inputs import whole
 from tasks.runtime.withdraw import withdraw
@@ -161,12 +161,15 @@ class ChainRun:
     async def _carry_on(
         self, rendered: RenderedSequence, following: Sequence | None
     ) -> MediaRef | None:
-        """The last frame into the next sequence, whose takes start rendering at once (while
-        this one is heard); None at the end of the chain."""
+        """The last frame into the next sequence, whose takes start rendering at once (this
+        one is heard once they are on their way); None at the end of the chain."""
         if following is None:
             return None
-        carry = await self.studio.bind(carry_frame)(whole(self.studio), rendered)
+        carry = await last_frame_of(self.studio, rendered)
+        acceptances = self.studio.acceptances
+        accepted = acceptances.expect(f"sequence {following.index}")
         self.ahead = self._render_takes(following, carry)
+        await acceptances.wait(accepted, self.ahead)  # it goes first; hearing this one waits
         return carry
 
     async def _first_render(

@@ -13,6 +13,7 @@ from tasks.comfyui.models import ModelSet
 from tasks.comfyui.workflow import TemplateKind, Workflow, relay_prompt
 from tasks.runtime.caching import GPU_TASK_OPTIONS, content_key, keyed_by
 from tasks.runtime.studio import CorruptRender, Studio, run_on_gpu, single_output, upload_name
+from tasks.runtime.task_inputs import whole
 from tasks.schema.film_plan import FilmPlan, Sequence
 from tasks.schema.outcomes import RenderedSequence
 from tasks.schema.refs import MediaRef
@@ -106,7 +107,12 @@ async def render_sequence(
     )
     studio.stats.fresh_sequences.add(sequence.index)
     video = single_output(result.files, ".mp4", f"sequence {sequence.index}")
-    await asyncio.to_thread(_verify_sequence, video, sequence, plan)
+    # The next sequence starts from the last frame: it is taken while the file is checked.
+    frame = video.with_suffix(".last.png")
+    await asyncio.gather(
+        asyncio.to_thread(_verify_sequence, video, sequence, plan),
+        asyncio.to_thread(media.extract_last_frame, video, frame),
+    )
     return RenderedSequence(
         index=sequence.index,
         video=await studio.store.put(video),
@@ -115,7 +121,15 @@ async def render_sequence(
         seed=sequence.seed,
         server=result.server,
         gpu_seconds=result.gpu_seconds,
+        last_frame=await studio.store.put(frame),
     )
+
+
+async def last_frame_of(studio: Studio, rendered: RenderedSequence) -> MediaRef:
+    """The exact last frame of a rendered sequence: the next sequence's first frame."""
+    if rendered.last_frame is not None:
+        return rendered.last_frame
+    return await studio.bind(carry_frame)(whole(studio), rendered)
 
 
 @task(
@@ -136,8 +150,7 @@ async def carry_frame(studio: Studio, rendered: RenderedSequence) -> MediaRef:
 
 def _verify_sequence(video: Path, sequence: Sequence, plan: FilmPlan) -> None:
     try:
-        media.verify_decodes(video)
-        info = media.probe(video)
+        info = media.probe(video, decode=True)
     except media.MediaError as bad:
         raise CorruptRender(
             f"sequence {sequence.index}: the rendered file is damaged: {bad}"

@@ -201,8 +201,7 @@ async def render_cue(studio: Studio, cue: Cue) -> RenderedCue:
 
 def _verify_cue(path: Path, cue: Cue) -> None:
     try:
-        media.verify_decodes(path)
-        info = media.probe(path)
+        info = media.probe(path, decode=True)
     except media.MediaError as bad:
         raise CorruptCue(f"cue {cue.index}: the rendered file is damaged: {bad}") from bad
     if info.audio is None:

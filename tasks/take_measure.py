@@ -8,9 +8,8 @@ import asyncio
 
 from tasks import media
 from tasks.normalize import measure
-from tasks.render import carry_frame
+from tasks.render import last_frame_of
 from tasks.runtime.studio import Studio
-from tasks.runtime.task_inputs import whole
 from tasks.runtime.workers import off_the_critical_path
 from tasks.schema.film_plan import Sequence
 from tasks.schema.outcomes import Drift, RenderedSequence, Take
@@ -46,7 +45,7 @@ async def measure_take(
     keyframe: MediaRef | None,
 ) -> tuple[Take, MediaRef]:
     """One take scored, and its last frame (what the next sequence starts from if it is kept)."""
-    last_frame = await studio.bind(carry_frame)(whole(studio), rendered)
+    last_frame = await last_frame_of(studio, rendered)
     drift = None if keyframe is None else (await drift_from(studio, keyframe, last_frame)).score
     level = await off_the_critical_path(measure, await studio.store.fetch(rendered.video))
     score = score_take(

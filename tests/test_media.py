@@ -323,6 +323,21 @@ def test_verify_film_rejects_a_truncated_mp4(media: Path, faststart: bool) -> No
         verify_decodes(cut)
 
 
+def test_a_decoding_probe_refuses_damaged_bytes_a_plain_probe_misses(media: Path) -> None:
+    whole = make_clip(media / "intact.mp4", frames=96, audio="speech")
+    assert probe(whole, decode=True).video.frames == 96  # type: ignore[union-attr]
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = bytes(range(256)) * 15 + bytes(160)
+    damaged = media / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    assert probe(damaged).video is not None  # the index is intact: a plain probe sees no harm
+    with pytest.raises(MediaInvalid, match="does not decode cleanly"):
+        probe(damaged, decode=True)
+    with pytest.raises(MediaInvalid):
+        verify_decodes(damaged)  # a second decoder agrees
+
+
 def test_mute_range_silences_only_that_range_and_copies_the_video(media: Path) -> None:
     clip = make_clip(media / "hum.mp4", frames=96, audio="sine")
     muted = mute_range(clip, media / "hum_muted.mp4", start_s=1.0, end_s=2.5)

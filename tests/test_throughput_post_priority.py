@@ -1,5 +1,6 @@
 """Post work (ASR, normalize) yields the CPU to the GPU-feeding path: its thread, the threads
-it starts and the ffmpeg processes it runs are nicer than the rest of the run."""
+it starts and the ffmpeg processes it runs are nicer than the rest of the run, and a sequence
+is heard only once the next sequence's prompt is on its GPU."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from uuid import UUID
 
+import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from flows.film import film
+from sim.embedded import start_simulator
+from sim.settings import SimSettings
 from tasks.runtime.workers import POST_NICENESS, off_the_critical_path
+from tasks.schema.options import FilmOptions
+from tests.film_helpers import write_screenplay
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
 
@@ -48,3 +59,37 @@ def test_post_work_and_everything_it_starts_run_nicer_than_the_gpu_feeding_path(
     # The GPU-feeding path itself (this thread, the event loop's other threads) is untouched.
     assert _nice_of_this_thread() == feeding
     assert asyncio.run(asyncio.to_thread(_nice_of_this_thread)) == feeding
+
+
+async def _task_starts(flow_run_id: UUID) -> dict[str, float]:
+    """When each task run of the flow run started (unix seconds), by task run name."""
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name: run.start_time.timestamp() for run in runs if run.start_time is not None}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_sequence_is_heard_once_the_next_one_is_on_its_gpu(tmp_path: Path) -> None:
+    scenes = [
+        {"description": f"Shot {n}: waves roll in under a grey sky.", "duration": 2.0}
+        | {"relay_break": True}
+        for n in range(3)
+    ]
+    screenplay = write_screenplay(tmp_path, scenes)
+    settings = SimSettings(gpu_seconds_per_output_second=0.5)
+    with start_simulator(settings, workdir=tmp_path / "sim") as sim:
+        options = FilmOptions.of(comfyui=(sim.url,), out=str(tmp_path / "out"))
+        state = asyncio.run(film(screenplay=str(screenplay), options=options, return_state=True))
+        stats = httpx.get(f"{sim.url}/reelflow-sim/stats", timeout=10).json()
+        jobs = httpx.get(f"{sim.url}/api/jobs", params={"limit": 100}, timeout=10).json()["jobs"]
+    # ComfyUI's create_time: when the server accepted the prompt (whole milliseconds).
+    accepted = {job["id"]: job["create_time"] / 1000 for job in jobs}
+    runs = stats["executions"]
+    sequences = [accepted[run["prompt_id"]] for run in runs if run["family"] == "ltx"]
+    started = asyncio.run(_task_starts(state.state_details.flow_run_id))
+    assert len(sequences) == 3
+    for index in (0, 1):
+        # The ASR and the check's bookkeeping never compete with the next submission.
+        assert started[f"check-dialogue-seq{index}"] >= sequences[index + 1] - 0.001

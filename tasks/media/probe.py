@@ -63,6 +63,8 @@ def _float(value: Any, fallback: float) -> float:
 
 
 def _frame_count(path: Path, stream: dict[str, Any]) -> int:
+    if str(stream.get("nb_read_frames", "")).isdigit():  # decoded: every frame counted
+        return int(stream["nb_read_frames"])
     if str(stream.get("nb_frames", "")).isdigit() and int(stream["nb_frames"]) > 0:
         return int(stream["nb_frames"])
     # Containers without a frame index (mkv, webm): count the packets themselves.
@@ -108,11 +110,16 @@ def _audio(stream: dict[str, Any], container_s: float) -> AudioInfo:
     )
 
 
-def probe(path: Path) -> MediaInfo:
-    """Probe `path`: durations, streams, exact video frame count."""
+def probe(path: Path, *, decode: bool = False) -> MediaInfo:
+    """Probe `path`: durations, streams, exact video frame count.
+
+    `decode`: also decode every frame of every stream in the same pass (the frame count is
+    then the decoded one) and raise MediaInvalid on any decode error.
+    """
     if not path.is_file():
         raise MediaInvalid(f"{path} does not exist")
-    data = run_ffprobe(path, ["-show_format", "-show_streams"])
+    counting = ["-count_frames"] if decode else []
+    data = run_ffprobe(path, [*counting, "-show_format", "-show_streams"], clean=decode)
     streams: list[dict[str, Any]] = data.get("streams", [])
     container_s = _float(data.get("format", {}).get("duration"), 0.0)
     video = _first(streams, "video")

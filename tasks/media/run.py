@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.media.errors import DiskFull, MediaError
+from tasks.media.errors import DiskFull, MediaError, MediaInvalid
 from tasks.runtime.files import atomic_path
 
 FFMPEG = "ffmpeg"
@@ -46,13 +46,22 @@ def run_ffmpeg(args: Sequence[str], *, stdin: bytes | None = None) -> str:
     return stderr
 
 
-def run_ffprobe(path: Path, args: Sequence[str]) -> dict[str, Any]:
-    """Run ffprobe with JSON output on `path`; raise MediaError if it cannot read it."""
+def run_ffprobe(path: Path, args: Sequence[str], *, clean: bool = False) -> dict[str, Any]:
+    """Run ffprobe with JSON output on `path`; raise MediaError if it cannot read it.
+
+    `clean`: any error ffprobe reports while reading (a decode error with `-count_frames`)
+    raises MediaInvalid, even where it still produced an answer.
+    """
     command = [FFPROBE, "-v", "error", "-of", "json", *args, str(path)]
     done = subprocess.run(command, capture_output=True, check=False)
+    stderr = done.stderr.decode("utf-8", "replace")
     if done.returncode != 0:
-        stderr = done.stderr.decode("utf-8", "replace")
         raise MediaError(f"ffprobe cannot read {path}:\n{_tail(stderr)}")
+    if clean and stderr.strip():
+        first_lines = "\n".join(stderr.strip().splitlines()[:_STDERR_TAIL_LINES])
+        raise MediaInvalid(
+            f"{path} does not decode cleanly (truncated or corrupt?):\n{first_lines}"
+        )
     result: dict[str, Any] = json.loads(done.stdout or b"{}")
     return result
 

@@ -34,6 +34,7 @@ from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
 from tasks.runtime.submissions import Submission, SubmissionJournal, prompt_digest
+from tasks.runtime.workers import Acceptances
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import Cast, RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
@@ -143,6 +144,7 @@ class Studio:
     animatic: bool = False
     cast: Cast = field(default_factory=Cast)
     timer: StageTimer = field(default_factory=StageTimer)
+    acceptances: Acceptances = field(default_factory=Acceptances)
     # Work a stage started ahead of its turn, withdrawn when the run ends before using it
     # (a gate stopped the run, a chain failed): called once, as the run closes.
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -232,6 +234,7 @@ async def run_on_gpu(
             studio.stats.prompts += 1
             studio.stats.per_server[name] = studio.stats.per_server.get(name, 0) + 1
             studio.stats.score_prompts += family == SCORE_FAMILY
+            studio.acceptances.arrived(label)
 
         def progress(event: ProgressEvent) -> None:
             studio.events.render_progress(label, event.value, event.max)

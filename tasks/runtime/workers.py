@@ -1,5 +1,6 @@
 """Post work (ASR, loudness) runs one job at a time beside the GPU-feeding path, at a lower CPU
-priority, so that downloads, carry frames and submissions are never starved of the CPU.
+priority, so that downloads, carry frames and submissions are never starved of the CPU; and a
+sequence's check starts only once the next sequence's prompt is accepted (`Acceptances`).
 
 On Linux a thread has its own nice value, and every thread or process it starts inherits it:
 the ASR engine's worker threads (created when the model loads, on this thread) and the ffmpeg
@@ -14,7 +15,8 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -51,3 +53,41 @@ async def off_the_critical_path(function: Callable[..., T], *args: Any, **kwargs
     return await asyncio.get_running_loop().run_in_executor(
         _POST_WORKER, functools.partial(function, *args, **kwargs)
     )
+
+
+FEED_WAIT_S = 1.0
+"""How long post work waits for a prompt on its way to a GPU: the way from a finished render
+to the next submission takes ~0.1-0.3 s; a prompt still waiting for a GPU slot after this
+is not on its way, and post work starts without it."""
+
+
+class Acceptances:
+    """Prompts on their way to a GPU, by label ("sequence 4"), until their server accepts them.
+
+    The dialogue check of a sequence starts once the next sequence's prompt is accepted, so
+    the ASR and the check's own bookkeeping never compete with that submission.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def expect(self, label: str) -> asyncio.Event:
+        """Call before starting the render: its acceptance sets the returned event."""
+        event = self._waiting[label] = asyncio.Event()
+        return event
+
+    def arrived(self, label: str) -> None:
+        """A server accepted the prompt labelled `label`."""
+        if (event := self._waiting.pop(label, None)) is not None:
+            event.set()
+
+    @staticmethod
+    async def wait(
+        accepted: asyncio.Event, renders: Sequence[asyncio.Task[Any]], within: float = FEED_WAIT_S
+    ) -> None:
+        """Until `accepted` is set, a render ends (cached, failed) or `within` seconds pass."""
+        waiter = asyncio.ensure_future(accepted.wait())
+        try:
+            await asyncio.wait([waiter, *renders], timeout=within, return_when=FIRST_COMPLETED)
+        finally:
+            waiter.cancel()

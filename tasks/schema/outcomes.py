@@ -32,6 +32,9 @@ class RenderedSequence(BaseModel):
     seed: int
     server: str
     gpu_seconds: float
+    last_frame: MediaRef | None = None
+    """Its exact last frame, taken as the render arrived (None in renders cached before
+    reelflow took it then: `tasks.render.last_frame_of` takes it on demand)."""
 
 
 class Loudness(BaseModel):
