@@ -111,14 +111,37 @@ def _encode_with_gain(src: Path, dest: Path, samples: np.ndarray, gain_db: float
     replace_audio(src, dest, samples * np.float32(10.0 ** (gain_db / 20.0)))
 
 
+def _finite_audio(src: Path) -> np.ndarray:
+    samples = read_audio(src, rate=AUDIO_RATE)
+    if not np.all(np.isfinite(samples)):
+        raise MediaInvalid(f"{src} audio holds NaN or infinite samples; re-render it")
+    return samples
+
+
 def apply_gain(
     src: Path, dest: Path, decision: GainDecision, *, peak_ceiling_dbtp: float = -1.5
 ) -> NormalizeResult:
     """Apply `decision`'s gain to `src`'s audio into `dest`: 48 kHz AAC, video copied."""
-    samples = read_audio(src, rate=AUDIO_RATE)
-    if not np.all(np.isfinite(samples)):
-        raise MediaInvalid(f"{src} audio holds NaN or infinite samples; re-render it")
+    samples = _finite_audio(src)
+    return _with_gain(src, dest, samples, _loudness_of(samples), decision, peak_ceiling_dbtp)
+
+
+def normalize_file(src: Path, dest: Path, *, target_lufs: float) -> NormalizeResult:
+    """Measure `src` (decoded once), plan its gain toward `target_lufs` and apply it."""
+    samples = _finite_audio(src)
     before = _loudness_of(samples)
+    decision = plan_gain(before, target_lufs=target_lufs)
+    return _with_gain(src, dest, samples, before, decision, -1.5)
+
+
+def _with_gain(
+    src: Path,
+    dest: Path,
+    samples: np.ndarray,
+    before: Loudness,
+    decision: GainDecision,
+    peak_ceiling_dbtp: float,
+) -> NormalizeResult:
     gain_db = decision.gain_db if decision.apply else 0.0
     _encode_with_gain(src, dest, samples, gain_db)
     after = measure(dest)
@@ -163,8 +186,9 @@ async def normalize_sequence(
     work = studio.store.scratch / "post" / rendered.video.sha256
     work.mkdir(parents=True, exist_ok=True)
     edited, edits = await off_the_critical_path(_apply_edits, source, work, verdict)
-    decision = plan_gain(await off_the_critical_path(measure, edited), target_lufs=target_lufs)
-    result = await off_the_critical_path(apply_gain, edited, work / "normalized.mp4", decision)
+    result = await off_the_critical_path(
+        normalize_file, edited, work / "normalized.mp4", target_lufs=target_lufs
+    )
     info = await off_the_critical_path(media.probe, result.path)
     return FinishedSequence(
         index=rendered.index,

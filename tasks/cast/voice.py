@@ -11,6 +11,7 @@ reaches `SAME_VOICE_THRESHOLD`; `bench/voice_check.py` measures the cost per lin
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 from pathlib import Path
@@ -147,6 +148,13 @@ def embed_file(path: Path, *, weights: Path | None = None) -> np.ndarray:
         return embed(read_audio(path, rate=RATE, mono=True), RATE, weights=weights)
     except VoiceClipInvalid as exc:
         raise VoiceClipInvalid(f"{path}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def reference_embedding(sha256: str, path: Path) -> np.ndarray:
+    """The embedding of a stored reference voice (content `sha256`), computed once a process:
+    every line of every sequence a cast member speaks is compared with it."""
+    return embed_file(path)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

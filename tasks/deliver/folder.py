@@ -158,21 +158,26 @@ async def write_film_folder(
         )
     shas = [ref.sha256 for ref in sequences]
     sheet = folder / "contact_sheet.png"
-    labels = [sequence_label(sequence) for sequence in plan.sequences]
-    if not ledger.unchanged(sheet, sheet_key := made_from("contact-sheet", labels, shas)):
-        await asyncio.to_thread(write_contact_sheet, plan, clips, sheet, studio.store.scratch)
-        ledger.wrote(sheet, sheet_key)
-    score_sha = score.score.sha256 if score is not None else None
-    cut_key = made_from("timelines", plan, names, shas, score_sha, str(folder))
-    timelines = ledger.unchanged_group(f"timelines:{names.film}", cut_key)
-    if timelines is None:
-        timelines = ledger.wrote_group(
-            f"timelines:{names.film}",
-            cut_key,
-            await asyncio.to_thread(
+
+    async def contact_sheet() -> None:
+        labels = [sequence_label(sequence) for sequence in plan.sequences]
+        if not ledger.unchanged(sheet, sheet_key := made_from("contact-sheet", labels, shas)):
+            await asyncio.to_thread(write_contact_sheet, plan, clips, sheet, studio.store.scratch)
+            ledger.wrote(sheet, sheet_key)
+
+    async def film_timelines() -> dict[str, Path]:
+        score_sha = score.score.sha256 if score is not None else None
+        cut_key = made_from("timelines", plan, names, shas, score_sha, str(folder))
+        made = ledger.unchanged_group(f"timelines:{names.film}", cut_key)
+        if made is None:
+            written = await asyncio.to_thread(
                 write_film_timelines, plan, clips, score_file, folder, names.film
-            ),
-        )
+            )
+            made = ledger.wrote_group(f"timelines:{names.film}", cut_key, written)
+        return made
+
+    # Two cores, two independent readers of the sequences: side by side.
+    _, timelines = await asyncio.gather(contact_sheet(), film_timelines())
     delivered = Deliverables(
         folder=folder,
         cut=film,

@@ -8,7 +8,7 @@ import numpy as np
 from prefect import task
 
 from tasks import media
-from tasks.cast.voice import embed, embed_file, similarity
+from tasks.cast.voice import embed, reference_embedding, similarity
 from tasks.dialogue.judge import check_sequence, is_silent, judge_voices
 from tasks.dialogue.policy import DialoguePolicy
 from tasks.dialogue.truncation import segment_levels
@@ -100,7 +100,9 @@ async def check_dialogue(
     if not voices or silent:
         return verdict
     references = {
-        name: await off_the_critical_path(embed_file, await studio.store.fetch(ref))
+        name: await off_the_critical_path(
+            reference_embedding, ref.sha256, await studio.store.fetch(ref)
+        )
         for name, ref in voices.items()
     }
     similarities = await off_the_critical_path(

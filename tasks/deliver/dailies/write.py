@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence as Seq
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tasks import media
@@ -80,14 +81,20 @@ def _sequence_views(
 ) -> list[SequenceView]:
     assets = folder / ASSETS
     carried = {c.into_sequence: c for o in outcomes for c in o.carried}
+    thumbnails = {
+        r.sequence.index: (clip, assets / f"seq{r.sequence.index:03d}_first.png",
+                           assets / f"seq{r.sequence.index:03d}_last.png")
+        for r, clip in zip(results, deliverables.sequences, strict=True)
+    }  # fmt: skip
+    stale = [files for files in thumbnails.values() if not _made_after(*files)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="thumbnails") as pool:
+        list(pool.map(lambda files: media.clip_thumbnails(*files), stale))  # decoders in parallel
     views, film_time = [], 0.0
     for result, clip, name in zip(
         results, deliverables.sequences, deliverables.sequence_names, strict=True
     ):
         n = result.sequence.index
-        first, last = assets / f"seq{n:03d}_first.png", assets / f"seq{n:03d}_last.png"
-        if not _made_after(clip, first, last):  # an unchanged clip keeps its thumbnails
-            media.clip_thumbnails(clip, first, last)
+        _, first, last = thumbnails[n]
         chart = assets / f"seq{n:03d}_loudness.svg"
         _write_text(chart, loudness_chart([_bar(result)], target_lufs=TARGET_LUFS, width=360))
         views.append(
