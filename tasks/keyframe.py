@@ -76,6 +76,7 @@ async def generate_keyframe(studio: Studio, plan: FilmPlan, chain: Chain) -> Med
         label=f"keyframe {chain.index}",
         family="image",
         output_s=1.0,
+        after_s=sum(plan.sequences[index].seconds for index in chain.sequences),
     )
     image = single_output(result.files, ".png", "keyframe")
     return await studio.store.put(image)

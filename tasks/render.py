@@ -104,6 +104,7 @@ async def render_sequence(
         label=f"sequence {sequence.index}",
         family="ltx",
         output_s=sequence.seconds,
+        after_s=plan.seconds_after(sequence),
     )
     studio.stats.fresh_sequences.add(sequence.index)
     video = single_output(result.files, ".mp4", f"sequence {sequence.index}")

@@ -151,7 +151,7 @@ def retime_cues(
 
 def planned_seconds(plan: FilmPlan) -> list[float]:
     """Each sequence's length as the rendered file will measure: its planned frames at its
-    rate, to the microsecond ffprobe reports. A render always has exactly its planned frames,
+    rate, to the microsecond `media.probe` reports. A render always has exactly its planned frames,
     so only a re-render that changes a sequence's frames makes the measured lengths differ."""
     return [round(sequence.frames / sequence.fps, 6) for sequence in plan.sequences]
 

@@ -58,6 +58,17 @@ def test_a_free_server_keeps_to_its_loaded_model_before_older_renders_of_another
     ]
 
 
+def test_of_one_family_the_render_with_the_longest_chain_behind_it_goes_first() -> None:
+    servers = [ServerState("a", 1, loaded="ltx"), ServerState("b", 1, loaded="ltx")]
+    short = [request(n, "ltx", arrived=n * 0.1) for n in range(3)]  # the last of their chains
+    long = Request(number=3, family="ltx", output_s=2.0, arrived=0.5, after_s=10.0)
+    middle = Request(number=4, family="ltx", output_s=2.0, arrived=0.6, after_s=4.0)
+    # Two slots: the chains with 10 s and 4 s still to render start now, the short ones wait.
+    assert grants(servers, [*short, long, middle], now=1.0) == [(3, "a"), (4, "b")]
+    # Among equals, first come first served.
+    assert grants([ServerState("a", 1, loaded="ltx")], short, now=1.0) == [(0, "a")]
+
+
 def test_a_render_waiting_past_the_aging_bound_gets_the_next_slot_despite_the_load() -> None:
     server = ServerState("a", 1, loaded="image")
     waiting = [request(0, "ltx"), request(1, "image", arrived=0.5)]

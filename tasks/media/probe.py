@@ -59,10 +59,14 @@ def _first(streams: list[Stream]) -> Stream | None:
     return None
 
 
+MICROSECONDS = 6
+"""Durations are reported to the microsecond, as ffprobe and every other tool prints them."""
+
+
 def _seconds(stream: Stream, container_s: float) -> float:
     if stream.duration is None or stream.time_base is None:
         return container_s
-    return float(stream.duration * stream.time_base)
+    return round(float(stream.duration * stream.time_base), MICROSECONDS)
 
 
 def _packet_count(container: InputContainer, stream: Stream) -> int:
@@ -107,7 +111,7 @@ def probe(path: Path, *, decode: bool = False) -> MediaInfo:
         raise MediaInvalid(f"{path} does not exist")
     try:
         with av.open(str(path)) as container:
-            container_s = (container.duration or 0) / av.time_base
+            container_s = round((container.duration or 0) / av.time_base, MICROSECONDS)
             video = _first(list(container.streams.video))
             audio = _first(list(container.streams.audio))
             picture = _video(container, video, container_s) if video else None

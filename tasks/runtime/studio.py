@@ -203,11 +203,13 @@ async def run_on_gpu(
     label: str,
     family: Family,
     output_s: float,
+    after_s: float = 0.0,
 ) -> GpuResult:
     """Take the GPU slot the scheduler grants, upload inputs, run the prompt, download outputs.
 
     `family` is the model the prompt needs and `output_s` the seconds of media it makes:
-    the scheduler keeps each server on one model family where that costs no time. A prompt
+    the scheduler keeps each server on one model family where that costs no time; `after_s`,
+    the seconds its chain renders after it, puts the longest chains first. A prompt
     an earlier (killed) run already sent is picked up on its server instead of sent again.
     """
     journal = SubmissionJournal(studio.cache_locks.parent / "submissions")
@@ -217,7 +219,7 @@ async def run_on_gpu(
         return resumed
     local_inputs = [await studio.store.fetch(ref) for ref in uploads]
     async with (
-        studio.scheduler.hold(studio.slots, studio.servers, family, output_s) as grant,
+        studio.scheduler.hold(studio.slots, studio.servers, family, output_s, after_s) as grant,
         grant.slot.server.client() as client,
     ):
         slot = grant.slot

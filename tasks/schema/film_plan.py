@@ -191,3 +191,8 @@ class FilmPlan(_Data):
     @property
     def duration_s(self) -> float:
         return sum(sequence.seconds for sequence in self.sequences)
+
+    def seconds_after(self, sequence: Sequence) -> float:
+        """Output seconds its chain renders after `sequence` (the work waiting behind it)."""
+        following = self.chains[sequence.chain].sequences[sequence.position + 1 :]
+        return sum(self.sequences[index].seconds for index in following)

@@ -69,6 +69,9 @@ class Request:
     family: Family
     output_s: float
     arrived: float
+    after_s: float = 0.0
+    """Output seconds its chain renders after it: of one family's waiting renders, the one
+    with the most work behind it goes first (longest chain first: the film ends sooner)."""
 
 
 @dataclass
@@ -228,7 +231,7 @@ def pick(
         return chosen, None if chosen.family == server.loaded else "starving"
     same = [r for r in waiting if r.family == server.loaded]
     if same:
-        return min(same, key=lambda r: (r.arrived, r.number)), None
+        return min(same, key=lambda r: (-r.after_s, r.arrived, r.number)), None
     others = [s for s in servers if s.name != server.name]
     for request in sorted(
         waiting, key=lambda r: (policy.stage_order.index(r.family), r.arrived, r.number)

@@ -87,7 +87,12 @@ class GpuScheduler:
 
     @asynccontextmanager
     async def hold(
-        self, slots: GpuSlots, servers: Sequence[ComfyUIServer], family: Family, output_s: float
+        self,
+        slots: GpuSlots,
+        servers: Sequence[ComfyUIServer],
+        family: Family,
+        output_s: float,
+        after_s: float = 0.0,
     ) -> AsyncIterator[Grant]:
         """Wait for this scheduler's grant, then hold that server's slot for the render.
 
@@ -102,7 +107,7 @@ class GpuScheduler:
                 reason: LoadReason | None = "unaware" if previous != family else None
                 yield Grant(slot, family, output_s, reason, self)
             return
-        request = self._enqueue(servers, family, output_s)
+        request = self._enqueue(servers, family, output_s, after_s)
         grant: Grant | None = None
         granted: tuple[ServerState, LoadReason | None, Family | None] | None = None
         try:
@@ -136,12 +141,12 @@ class GpuScheduler:
                 self._dispatch()
 
     def _enqueue(
-        self, servers: Sequence[ComfyUIServer], family: Family, output_s: float
+        self, servers: Sequence[ComfyUIServer], family: Family, output_s: float, after_s: float
     ) -> Request:
         with self._lock:
             for server in servers:
                 self._state(server)
-            request = Request(next(self._numbers), family, output_s, time.monotonic())
+            request = Request(next(self._numbers), family, output_s, time.monotonic(), after_s)
             self._waiting.append(request)
             return request
 
