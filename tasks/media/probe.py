@@ -104,8 +104,8 @@ def _audio(stream: Stream, container_s: float) -> AudioInfo:
 def probe(path: Path, *, decode: bool = False) -> MediaInfo:
     """Probe `path`: durations, streams, exact video frame count.
 
-    `decode`: also decode every frame of every stream (the frame count is then the decoded
-    one) and raise MediaInvalid on any decode error.
+    `decode`: also decode every frame of every stream, and raise MediaInvalid on any decode
+    error.
     """
     if not path.is_file():
         raise MediaInvalid(f"{path} does not exist")
@@ -119,20 +119,11 @@ def probe(path: Path, *, decode: bool = False) -> MediaInfo:
     except (av.FFmpegError, OSError, ValueError) as bad:
         raise MediaError(f"cannot read {path} as media: {bad}") from bad
     if decode:
-        decoded = _decoded_frames(path)
-        if picture is not None and video is not None and video.index in decoded:
-            picture = picture.model_copy(update={"frames": decoded[video.index]})
+        _decode_cleanly(path)
     return MediaInfo(duration=container_s, video=picture, audio=sound)
 
 
-def _decoded_frames(path: Path) -> dict[int, int]:
-    """Every stream decoded in one ffprobe pass: frames per stream index; MediaInvalid on
-    any decode error."""
-    counted = run_ffprobe(
-        path, ["-count_frames", "-show_entries", "stream=index,nb_read_frames"], clean=True
-    )
-    return {
-        int(stream["index"]): int(stream["nb_read_frames"])
-        for stream in counted.get("streams", [])
-        if str(stream.get("nb_read_frames", "")).isdigit()
-    }
+def _decode_cleanly(path: Path) -> None:
+    """Every frame of every stream decoded in one ffprobe pass (`-count_frames` makes it
+    decode); MediaInvalid on any decode error."""
+    run_ffprobe(path, ["-count_frames", "-show_entries", "stream=index"], clean=True)
