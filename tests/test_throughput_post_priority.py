@@ -5,10 +5,12 @@ is heard only once the next sequence's prompt is on its GPU."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -20,7 +22,13 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.film import film
 from sim.embedded import start_simulator
 from sim.settings import SimSettings
-from tasks.runtime.workers import POST_NICENESS, off_the_critical_path
+from tasks.runtime.workers import (
+    IDLE_POST_WORKERS,
+    LANES,
+    POST_NICENESS,
+    POST_WORKERS,
+    off_the_critical_path,
+)
 from tasks.schema.options import FilmOptions
 from tests.film_helpers import write_screenplay
 
@@ -59,6 +67,33 @@ def test_post_work_and_everything_it_starts_run_nicer_than_the_gpu_feeding_path(
     # The GPU-feeding path itself (this thread, the event loop's other threads) is untouched.
     assert _nice_of_this_thread() == feeding
     assert asyncio.run(asyncio.to_thread(_nice_of_this_thread)) == feeding
+
+
+def _most_at_once(feeding: bool) -> int:
+    """How many of IDLE_POST_WORKERS post jobs ran at once, with a render under way or not."""
+
+    def job() -> tuple[float, float]:
+        started = time.monotonic()
+        time.sleep(0.3)
+        return started, time.monotonic()
+
+    async def jobs() -> list[tuple[float, float]]:
+        with contextlib.ExitStack() as stack:
+            if feeding:
+                stack.enter_context(LANES.feeding())
+            return list(
+                await asyncio.gather(
+                    *(off_the_critical_path(job) for _ in range(IDLE_POST_WORKERS))
+                )
+            )
+
+    spans = asyncio.run(jobs())
+    return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+
+
+def test_post_work_leaves_a_core_to_renders_under_way_and_takes_every_core_after() -> None:
+    assert _most_at_once(feeding=True) == POST_WORKERS
+    assert _most_at_once(feeding=False) == IDLE_POST_WORKERS
 
 
 async def _task_starts(flow_run_id: UUID) -> dict[str, float]:

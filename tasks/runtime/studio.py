@@ -34,7 +34,7 @@ from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import GpuSlots
 from tasks.runtime.store import MediaStore
 from tasks.runtime.submissions import Submission, SubmissionJournal, prompt_digest
-from tasks.runtime.workers import Acceptances
+from tasks.runtime.workers import LANES, Acceptances
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import Cast, RenderedCue, SequenceResult
 from tasks.schema.refs import MediaRef
@@ -211,7 +211,30 @@ async def run_on_gpu(
     the scheduler keeps each server on one model family where that costs no time; `after_s`,
     the seconds its chain renders after it, puts the longest chains first. A prompt
     an earlier (killed) run already sent is picked up on its server instead of sent again.
+    While it is under way post work keeps to fewer lanes (`tasks.runtime.workers.Lanes`).
     """
+    with LANES.feeding():
+        return await _send_and_fetch(
+            studio,
+            prompt,
+            uploads=uploads,
+            label=label,
+            family=family,
+            output_s=output_s,
+            after_s=after_s,
+        )
+
+
+async def _send_and_fetch(
+    studio: Studio,
+    prompt: dict[str, Any],
+    *,
+    uploads: Sequence[MediaRef],
+    label: str,
+    family: Family,
+    output_s: float,
+    after_s: float,
+) -> GpuResult:
     journal = SubmissionJournal(studio.cache_locks.parent / "submissions")
     digest = prompt_digest(prompt)
     earlier = await asyncio.to_thread(journal.find, digest)

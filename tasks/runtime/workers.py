@@ -13,12 +13,13 @@ at full speed when they are not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sys
 import threading
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -46,22 +47,67 @@ def lower_this_threads_priority(by: int = POST_NICENESS) -> int | None:
 
 
 POST_WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
-"""Post jobs at once: one per core but one, up to four (the ASR engine runs one transcription
-at a time whatever the count; loudness, normalize encodes and voice checks run beside it). On
-two cores that is one: a second one made the 4-GPU bench film slower (makespan / bound 1.39 ->
-1.52 at the stress rate), its checks taking the core the submissions need."""
+"""Post jobs at once while a GPU is being fed: one per core but one, up to four (the ASR engine
+runs one transcription at a time whatever the count; loudness, normalize encodes and voice
+checks run beside it). On two cores that is one: a second one made the 4-GPU bench film slower
+(makespan / bound 1.39 -> 1.52 at the stress rate), its checks taking the core the
+submissions need."""
+IDLE_POST_WORKERS = POST_WORKERS + 1
+"""Post jobs at once while no render is on its way or on a GPU (the film's last checks and
+normalizes, before the cut): every core."""
 
+
+class Lanes:
+    """How many post jobs may run: fewer while renders are being fed to the GPUs.
+
+    Thread-safe and loop-free: renders enter and leave from any event loop, and post jobs
+    wait on their own worker threads.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._feeding = 0
+        self._running = 0
+
+    @contextlib.contextmanager
+    def feeding(self) -> Iterator[None]:
+        """Around a render, from its request for a GPU to its outputs downloaded."""
+        with self._changed:
+            self._feeding += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._feeding -= 1
+                self._changed.notify_all()
+
+    def run(self, job: Callable[[], T]) -> T:
+        """Run `job` (on a post worker thread) once a lane is free."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._running < (POST_WORKERS if self._feeding else IDLE_POST_WORKERS)
+            )
+            self._running += 1
+        try:
+            return job()
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+
+LANES = Lanes()
 _POST_WORKERS = ThreadPoolExecutor(
-    max_workers=POST_WORKERS,
+    max_workers=IDLE_POST_WORKERS,
     thread_name_prefix="reelflow-post",
     initializer=lower_this_threads_priority,
 )
 
 
 async def off_the_critical_path(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `function` on a post worker thread (lower CPU priority)."""
+    """Run `function` on a post worker thread (lower CPU priority), in a free lane."""
     return await asyncio.get_running_loop().run_in_executor(
-        _POST_WORKERS, functools.partial(function, *args, **kwargs)
+        _POST_WORKERS, LANES.run, functools.partial(function, *args, **kwargs)
     )
 
 
