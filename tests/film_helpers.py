@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import av
 import httpx
 import numpy as np
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.film import film
 from sim.embedded import RunningSimulator, start_simulator
@@ -102,3 +105,22 @@ def frame_rgb(path: Path, index: int) -> np.ndarray:
             if number == index:
                 return frame.to_ndarray(format="rgb24").astype(np.int16)
     raise AssertionError(f"{path} has no frame {index}")
+
+
+def task_run_times(flow_run_id: UUID) -> dict[str, tuple[float | None, float | None]]:
+    """When each task run of a flow run started and ended (unix seconds), by task run name."""
+
+    async def read() -> dict[str, tuple[float | None, float | None]]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {
+            run.name: (
+                run.start_time.timestamp() if run.start_time else None,
+                run.end_time.timestamp() if run.end_time else None,
+            )
+            for run in runs
+        }
+
+    return asyncio.run(read())

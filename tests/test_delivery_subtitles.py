@@ -24,6 +24,7 @@ from tasks.subtitles import (
     vtt_document,
     write_subtitles,
 )
+from tests.film_helpers import frame_rgb
 from tests.media_factory import video_packet_digest
 
 CUES = [
@@ -111,14 +112,6 @@ def _grey_film(dest: Path, width: int, height: int) -> Path:
     return dest
 
 
-def _frame_at(path: Path, index: int) -> np.ndarray:
-    with av.open(str(path)) as container:
-        for number, frame in enumerate(container.decode(video=0)):
-            if number == index:
-                return frame.to_ndarray(format="rgb24").astype(np.int16)
-    raise AssertionError(f"{path} has no frame {index}")
-
-
 @pytest.mark.parametrize("size", [(360, 640), (360, 360), (640, 360)], ids=["9:16", "1:1", "16:9"])
 def test_burnt_subtitles_stay_inside_the_title_safe_area(
     size: tuple[int, int], tmp_path: Path
@@ -131,7 +124,7 @@ def test_burnt_subtitles_stay_inside_the_title_safe_area(
     subtitles = write_subtitles([cue], tmp_path, "t")["srt"]
     burnt = burn_subtitles(src, subtitles, tmp_path / "burnt.mp4")
 
-    changed = np.abs(_frame_at(burnt, 12) - _frame_at(src, 12)).max(axis=2) > 40
+    changed = np.abs(frame_rgb(burnt, 12) - frame_rgb(src, 12)).max(axis=2) > 40
     rows, cols = np.nonzero(changed)
     safe = title_safe_box(width, height)
     assert rows.size > 0, "no subtitle was drawn"
@@ -139,7 +132,7 @@ def test_burnt_subtitles_stay_inside_the_title_safe_area(
     assert safe.top <= rows.min() and rows.max() < safe.bottom
     # The text sits in the lower part of the frame and is gone once its cue has ended.
     assert rows.min() > height / 2
-    after_cue = np.abs(_frame_at(burnt, 36) - _frame_at(src, 36)).max(axis=2) > 40
+    after_cue = np.abs(frame_rgb(burnt, 36) - frame_rgb(src, 36)).max(axis=2) > 40
     assert not after_cue.any()
     info = probe(burnt)
     assert info.video is not None and (info.video.width, info.video.height) == size

@@ -12,12 +12,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.film import film
 from sim.embedded import start_simulator
@@ -30,7 +27,7 @@ from tasks.runtime.workers import (
     off_the_critical_path,
 )
 from tasks.schema.options import FilmOptions
-from tests.film_helpers import write_screenplay
+from tests.film_helpers import task_run_times, write_screenplay
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
 
@@ -78,9 +75,9 @@ def _most_at_once(feeding: bool) -> int:
         return started, time.monotonic()
 
     async def jobs() -> list[tuple[float, float]]:
-        with contextlib.ExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
             if feeding:
-                stack.enter_context(LANES.feeding())
+                await stack.enter_async_context(LANES.feeding())
             return list(
                 await asyncio.gather(
                     *(off_the_critical_path(job) for _ in range(IDLE_POST_WORKERS))
@@ -94,15 +91,6 @@ def _most_at_once(feeding: bool) -> int:
 def test_post_work_leaves_a_core_to_renders_under_way_and_takes_every_core_after() -> None:
     assert _most_at_once(feeding=True) == POST_WORKERS
     assert _most_at_once(feeding=False) == IDLE_POST_WORKERS
-
-
-async def _task_starts(flow_run_id: UUID) -> dict[str, float]:
-    """When each task run of the flow run started (unix seconds), by task run name."""
-    async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return {run.name: run.start_time.timestamp() for run in runs if run.start_time is not None}
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -123,8 +111,8 @@ def test_a_sequence_is_heard_once_the_next_one_is_on_its_gpu(tmp_path: Path) -> 
     accepted = {job["id"]: job["create_time"] / 1000 for job in jobs}
     runs = stats["executions"]
     sequences = [accepted[run["prompt_id"]] for run in runs if run["family"] == "ltx"]
-    started = asyncio.run(_task_starts(state.state_details.flow_run_id))
+    times = task_run_times(state.state_details.flow_run_id)
     assert len(sequences) == 3
     for index in (0, 1):
         # The ASR and the check's bookkeeping never compete with the next submission.
-        assert started[f"check-dialogue-seq{index}"] >= sequences[index + 1] - 0.001
+        assert times[f"check-dialogue-seq{index}"][0] >= sequences[index + 1] - 0.001

@@ -8,12 +8,9 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from blocks.comfyui import ComfyUIServer
 from flows.film import film
@@ -25,7 +22,7 @@ from tasks.runtime.store import local_storage
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult, ScoreResult
 from tasks.score import ScoreAhead, cue_key, planned_seconds, render_score, retime_cues
-from tests.film_helpers import write_screenplay
+from tests.film_helpers import task_run_times, write_screenplay
 from tests.test_score import (
     harbour_plan,
     measured_seconds,
@@ -80,15 +77,6 @@ def test_only_the_cue_whose_zone_grew_renders_again(tmp_path: Path) -> None:
     assert grown.cues[-1].duration_s == pytest.approx(same.cues[-1].duration_s + 8 / 24)
 
 
-async def _task_ends(flow_run_id: UUID) -> dict[str, float]:
-    """When each task run of the flow run ended (unix seconds), by task run name."""
-    async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return {run.name: run.end_time.timestamp() for run in runs if run.end_time is not None}
-
-
 @pytest.mark.usefixtures("prefect_api")
 def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Path) -> None:
     scenes: list[dict[str, Any]] = [
@@ -107,7 +95,7 @@ def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Pat
         stats = httpx.get(f"{sim.url}/reelflow-sim/stats", timeout=10).json()
     result = state.result()
     assert isinstance(result, FilmResult)
-    ends = asyncio.run(_task_ends(state.state_details.flow_run_id))
+    times = task_run_times(state.state_details.flow_run_id)
     runs = stats["executions"]
     families = [run["family"] for run in runs]
     assert result.score is not None and len(result.score.cues) >= 1
@@ -118,4 +106,4 @@ def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Pat
     # heard and normalized: the score no longer waits for the chains' post work.
     first_cue = min(run["start"] for run in runs if run["family"] == "ace_step")
     last = len(result.plan.sequences) - 1
-    assert first_cue < ends[f"normalize-seq{last}"]
+    assert first_cue < times[f"normalize-seq{last}"][1]

@@ -211,30 +211,8 @@ async def run_on_gpu(
     the scheduler keeps each server on one model family where that costs no time; `after_s`,
     the seconds its chain renders after it, puts the longest chains first. A prompt
     an earlier (killed) run already sent is picked up on its server instead of sent again.
-    While it is under way post work keeps to fewer lanes (`tasks.runtime.workers.Lanes`).
+    From its slot request to its downloads, post work keeps to fewer lanes (`workers.Lanes`).
     """
-    with LANES.feeding():
-        return await _send_and_fetch(
-            studio,
-            prompt,
-            uploads=uploads,
-            label=label,
-            family=family,
-            output_s=output_s,
-            after_s=after_s,
-        )
-
-
-async def _send_and_fetch(
-    studio: Studio,
-    prompt: dict[str, Any],
-    *,
-    uploads: Sequence[MediaRef],
-    label: str,
-    family: Family,
-    output_s: float,
-    after_s: float,
-) -> GpuResult:
     journal = SubmissionJournal(studio.cache_locks.parent / "submissions")
     digest = prompt_digest(prompt)
     earlier = await asyncio.to_thread(journal.find, digest)
@@ -242,6 +220,7 @@ async def _send_and_fetch(
         return resumed
     local_inputs = [await studio.store.fetch(ref) for ref in uploads]
     async with (
+        LANES.feeding(),
         studio.scheduler.hold(studio.slots, studio.servers, family, output_s, after_s) as grant,
         grant.slot.server.client() as client,
     ):

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -69,8 +69,8 @@ class Lanes:
         self._feeding = 0
         self._running = 0
 
-    @contextlib.contextmanager
-    def feeding(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def feeding(self) -> AsyncIterator[None]:
         """Around a render, from its request for a GPU to its outputs downloaded."""
         with self._changed:
             self._feeding += 1
