@@ -229,16 +229,19 @@ class ScoreAhead:
     """The film's cues, rendered from the planned lengths while the chains render.
 
     Cue renders ask for a GPU once the chains no longer need every slot: when fewer chains
-    are still to start their last sequence than there are GPU slots (on one GPU: once the
-    last sequence runs), so the cues take slots the chains would leave idle; asking sooner
-    would only make a server swap models in a carry-forward gap. `compose_score` takes the
-    renders whose prompt still matches the film as rendered and renders the rest.
+    are still to start their last sequence than the film has GPU slots to itself (on one
+    GPU: once the last sequence runs), so the cues take slots the chains would leave idle;
+    asking sooner would only make a server swap models in a carry-forward gap. A server
+    another run was seen using is not the film's to fill: among other films the cues wait
+    for the last sequences, as on one GPU. `compose_score` takes the renders whose prompt
+    still matches the film as rendered and renders the rest.
     """
 
     def __init__(self, studio: Studio, plan: FilmPlan) -> None:
         self.studio = studio
         self.renders: dict[str, asyncio.Task[RenderedCue]] = {}
         self._released = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
         try:
             cues = retime_cues(plan, planned_seconds(plan))
         except ScoreError:  # compose_score says why, against the measured lengths
@@ -247,17 +250,29 @@ class ScoreAhead:
             return
         # The last sequence of every chain that has not started on a GPU yet.
         self._last_to_start = {c.sequences[-1] for c in plan.chains if c.sequences}
-        self._slots = sum(server.gpu_slots for server in studio.servers)
+        self._fewer = asyncio.Event()  # set when a chain starts its last sequence
         studio.events = _RenderWatch(studio.events, self._started)
         studio.on_close.append(self.discard)
-        self._started(None)
+        self._watch = asyncio.create_task(self._release_once_slots_spare())
         for cue in cues:
             self.renders[cue_key(studio, cue)] = asyncio.create_task(self._render(cue))
 
-    def _started(self, sequence: int | None) -> None:
-        self._last_to_start.discard(sequence)  # type: ignore[arg-type]
-        if len(self._last_to_start) < self._slots:
-            self.release()
+    def _started(self, sequence: int) -> None:
+        if sequence in self._last_to_start:
+            self._last_to_start.discard(sequence)
+            self._fewer.set()
+
+    async def _release_once_slots_spare(self) -> None:
+        # Only a chain starting its last sequence makes the answer yes: slots seen shared
+        # stay shared.
+        studio = self.studio
+        while True:
+            self._fewer.clear()
+            own = await studio.scheduler.own_slots(studio.servers)
+            if len(self._last_to_start) < max(1, own):
+                self.release()
+                return
+            await self._fewer.wait()
 
     async def _render(self, cue: Cue) -> RenderedCue:
         await self._released.wait()
@@ -274,16 +289,17 @@ class ScoreAhead:
 
     async def discard(self) -> None:
         """Withdraw the renders no cue of the film as rendered needs."""
-        for render in self.renders.values():
-            render.cancel()
-        await asyncio.gather(*self.renders.values(), return_exceptions=True)
+        pending = [*self.renders.values(), *([self._watch] if self._watch else [])]
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         self.renders.clear()
 
 
 class _RenderWatch:
     """The run's progress sink, telling the score which sequences have started on a GPU."""
 
-    def __init__(self, sink: ProgressSink, started: Callable[[int | None], None]) -> None:
+    def __init__(self, sink: ProgressSink, started: Callable[[int], None]) -> None:
         self._sink, self._started = sink, started
 
     def _sequence(self, label: str) -> None:

@@ -23,6 +23,7 @@ from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult, ScoreResult
 from tasks.score import ScoreAhead, cue_key, planned_seconds, render_score, retime_cues
 from tests.film_helpers import task_run_times, write_screenplay
+from tests.sim_helpers import posted_prompts
 from tests.test_score import (
     harbour_plan,
     measured_seconds,
@@ -107,3 +108,42 @@ def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Pat
     first_cue = min(run["start"] for run in runs if run["family"] == "ace_step")
     last = len(result.plan.sequences) - 1
     assert first_cue < times[f"normalize-seq{last}"][1]
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_on_gpus_another_run_holds_the_cues_still_wait_behind_the_last_sequence(
+    tmp_path: Path,
+) -> None:
+    scenes: list[dict[str, Any]] = [
+        {"description": "Waves roll in under a grey sky.", "duration": 2.0},
+        {"description": "Gulls circle the harbour.", "duration": 2.0, "relay_break": True},
+        {"description": "A boat rounds the pier.", "duration": 4.0, "relay_break": True},
+    ]
+    screenplay = write_screenplay(tmp_path, scenes)
+    document = json.loads(screenplay.read_text())
+    del document["score"]  # the default score: cues on the GPU
+    screenplay.write_text(json.dumps(document))
+    # Another studio's keyframe holds the second GPU for longer than this whole film.
+    foreign = posted_prompts("26")[0]["request"]["json"]["prompt"]
+    free_settings = SimSettings(gpu_seconds_per_output_second=0.6)
+    held_settings = SimSettings(gpu_seconds_per_output_second=600)
+    with (
+        start_simulator(free_settings, workdir=tmp_path / "free") as free,
+        start_simulator(held_settings, workdir=tmp_path / "held") as held,
+    ):
+        taken = httpx.post(f"{held.url}/prompt", json={"prompt": foreign}, timeout=10)
+        assert taken.status_code == 200, taken.text
+        options = FilmOptions.of(comfyui=(free.url, held.url), out=str(tmp_path / "out"))
+        result = asyncio.run(film(screenplay=str(screenplay), options=options))
+        families = [
+            run["family"]
+            for run in httpx.get(f"{free.url}/reelflow-sim/stats", timeout=10).json()["executions"]
+        ]
+        held_queue = httpx.get(f"{held.url}/queue", timeout=10).json()
+    assert isinstance(result, FilmResult) and result.score is not None
+    # One chain on the one GPU left to it: two free slots in all would have let a cue in
+    # between two sequences; the GPU ran its model families once each, cues last.
+    assert families.count("ltx") == len(result.plan.sequences) == 3
+    assert families.count("ace_step") == len(result.score.cues)
+    assert families == sorted(families, key=["image", "ltx", "ace_step"].index)
+    assert len(held_queue["queue_running"]) == 1 and held_queue["queue_pending"] == []

@@ -72,6 +72,7 @@ class GpuScheduler:
         self._runs: list[_Run] = []
         self._numbers = itertools.count()
         self._found: dict[str, Family | None] = {}
+        self._shared: set[str] = set()  # servers another run or client was seen using
         self._observed_at = float("-inf")
         self._observing = False
         self._turn = random.randrange(1 << 16)
@@ -121,6 +122,7 @@ class GpuScheduler:
                     with self._lock:
                         self._release(state, request.number, previous, ran=False)
                         state.others += 1  # until the next report says otherwise
+                        self._shared.add(state.name)
                         self._waiting.append(request)
                     granted = None
                     continue
@@ -139,6 +141,16 @@ class GpuScheduler:
                     self._release(settled[0], request.number, settled[2], ran=ran)
                 self._wakes.pop(request.number, None)
                 self._dispatch()
+
+    async def own_slots(self, servers: Sequence[ComfyUIServer]) -> int:
+        """Slots on the `servers` no other run or client has used during this run, by the
+        servers' answers at most `observe_s` old (every slot when the policy observes none)."""
+        with self._lock:
+            for server in servers:
+                self._state(server)
+        await self._observe(servers)
+        with self._lock:
+            return sum(s.gpu_slots for s in servers if s.url not in self._shared)
 
     def _enqueue(
         self, servers: Sequence[ComfyUIServer], family: Family, output_s: float, after_s: float
@@ -202,6 +214,8 @@ class GpuScheduler:
             for url, report in reports.items():
                 state = self._servers[url][1]
                 fold_report(state, report)
+                if state.others:
+                    self._shared.add(url)
                 # What a server held before this run's first render there costs this run
                 # no load: it is not part of this run's minimum.
                 self._found.setdefault(url, state.loaded)
