@@ -12,7 +12,7 @@ from flows.gates import Gates
 from flows.run import open_run, refusals_fail_plainly
 from tasks.cast.stage import cast_characters
 from tasks.chains import render_chains
-from tasks.deliver import deliver_film, publish_dailies
+from tasks.deliver import deliver_film, publish_dailies, start_delivery
 from tasks.keyframe import make_keyframes
 from tasks.mux import mux_film
 from tasks.plan import plan_screenplay, screenplay_file
@@ -49,10 +49,11 @@ async def film(screenplay: str, options: FilmOptions = FilmOptions()) -> FilmRes
         # per chain: render -> check dialogue -> normalize -> carry the last frame forward
         footage = await render_chains(studio, plan, keyframes)
         footage = await gates.takes(footage)  # gate: every take, before score and mux
+        early = start_delivery(studio, footage)  # sequence files, contact sheet, thumbnails
         score = await compose_score(studio, footage, cues)  # ACE-Step cues, crossfaded
         film_file = await mux_film(studio, footage, score)  # picture, dialogue, score
         footage, score, film_file = await gates.final(footage, score, film_file)  # gate: the cut
-        delivered = await deliver_film(studio, footage, score, film_file, gates.cost())
+        delivered = await deliver_film(studio, footage, score, film_file, gates.cost(), early)
         return await publish_dailies(studio, footage, score, delivered)  # review.html
 
 

@@ -30,10 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def frames_of(video: Path) -> tuple[np.ndarray, np.ndarray]:
-    folder = video.parent
-    first = media.extract_first_frame(video, folder / f"{video.stem}.first.png")
-    last = media.extract_last_frame(video, folder / f"{video.stem}.last.png")
-    return np.asarray(Image.open(first), dtype=float), np.asarray(Image.open(last), dtype=float)
+    last = media.extract_last_frame(video, video.parent / f"{video.stem}.last.png")
+    first = media.first_frame(video)
+    return np.asarray(first, dtype=float), np.asarray(Image.open(last), dtype=float)
 
 
 def test_each_sequence_starts_on_the_exact_last_frame_of_the_one_before(

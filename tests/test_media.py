@@ -21,8 +21,8 @@ from tasks.media import (
     concat_copy,
     contact_sheet,
     crossfade_concat,
-    extract_first_frame,
     extract_last_frame,
+    first_frame,
     frame_drift,
     integrated_loudness,
     mix_and_encode,
@@ -127,21 +127,26 @@ def test_last_frame_is_the_exact_final_frame_where_a_naive_end_seek_is_not(media
     assert _rgb(naive)[..., 1:].mean() > 60, "the naive seek should have missed the red frame"
 
 
-def test_first_frame_is_the_source_picture_and_no_temp_file_is_left(media: Path) -> None:
+def test_first_frame_is_the_source_picture(media: Path) -> None:
     clip = make_clip(media / "red_end_first.mp4", frames=30, last_frame_color="red")
-    folder = media / "firsts"
-    first = extract_first_frame(clip, folder / "first.png")
-    assert _rgb(first)[..., 1:].mean() > 60
-    assert [p.name for p in folder.iterdir()] == ["first.png"]
+    assert first_frame(clip)[..., 1:].mean() > 60
+
+
+def test_an_extracted_frame_is_readable_by_others_and_no_temp_file_is_left(media: Path) -> None:
+    clip = make_clip(media / "red_end_file.mp4", frames=30, last_frame_color="red")
+    folder = media / "lasts"
+    last = extract_last_frame(clip, folder / "last.png")
+    assert [p.name for p in folder.iterdir()] == ["last.png"]
     umask = os.umask(0o022)
     os.umask(umask)
-    assert first.stat().st_mode & 0o777 == 0o666 & ~umask, "others must be able to read it"
+    assert last.stat().st_mode & 0o777 == 0o666 & ~umask, "others must be able to read it"
 
 
 def test_frame_drift_is_zero_for_the_same_frame_and_sees_a_darker_flatter_one(
     media: Path, speech_clip: Path
 ) -> None:
-    key = extract_first_frame(speech_clip, media / "key.png")
+    key = media / "key.png"
+    Image.fromarray(first_frame(speech_clip)).save(key)
     assert frame_drift(key, key).score == 0.0
     faded = media / "faded.png"
     Image.fromarray((_rgb(key) * 0.5).astype(np.uint8)).save(faded)
@@ -152,8 +157,11 @@ def test_frame_drift_is_zero_for_the_same_frame_and_sees_a_darker_flatter_one(
 
 
 def test_contact_sheet_is_a_grid_of_labelled_thumbnails(media: Path, speech_clip: Path) -> None:
-    frame = extract_first_frame(speech_clip, media / "sheet_src.png")
-    sheet = contact_sheet([(frame, f"seq {i}") for i in range(5)], media / "sheet.png")
+    pixels = first_frame(speech_clip)
+    path = media / "sheet_src.png"
+    Image.fromarray(pixels).save(path)
+    frames = [(pixels if i % 2 else path, f"seq {i}") for i in range(5)]  # pixels or a file
+    sheet = contact_sheet(frames, media / "sheet.png")
     with Image.open(sheet) as img:
         assert img.size == (3 * 320, 2 * (240 + 22))
 

@@ -37,9 +37,10 @@ def renders_by_family(url: str) -> dict[str, int]:
 
 
 def frame(video: Path, which: str) -> np.ndarray:
-    out = video.with_name(f"{video.stem}.{which}.check.png")
-    extract = media.extract_last_frame if which == "last" else media.extract_first_frame
-    return np.asarray(Image.open(extract(video, out)), dtype=float)
+    if which == "first":
+        return np.asarray(media.first_frame(video), dtype=float)
+    out = video.with_name(f"{video.stem}.last.check.png")
+    return np.asarray(Image.open(media.extract_last_frame(video, out)), dtype=float)
 
 
 def sequences_of(result: FilmResult) -> list[SequenceResult]:

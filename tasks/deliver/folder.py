@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Collection, Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
@@ -27,6 +26,7 @@ from prefect.context import FlowRunContext
 
 from tasks import media
 from tasks.deliver.cast import deliver_cast
+from tasks.deliver.dailies.write import review_thumbnails
 from tasks.deliver.names import FilmNames, film_folder, film_names, first_names, sequence_label
 from tasks.deliver.record import manifest_document, report_markdown, with_files
 from tasks.deliver.timeline import write_film_timelines
@@ -52,16 +52,52 @@ from tasks.subtitles import subtitle_cues_of, write_subtitles
 REPORT_ARTIFACT_KEY = "film-report"
 
 
+def start_delivery(studio: Studio, footage: Footage) -> asyncio.Task[None] | None:
+    """Begin delivering what needs only the sequences (their files, the contact sheet, the
+    dailies' thumbnails) while the score and the cut are made; `deliver_film` waits for it
+    and finds them made. None when a final gate may still change the footage."""
+    if "final" in studio.options.render.gates:
+        return None
+    early = asyncio.create_task(_deliver_sequences(studio, footage))
+
+    async def settle() -> None:  # a run that ends before its delivery leaves no task behind
+        early.cancel()
+        await asyncio.gather(early, return_exceptions=True)
+
+    studio.on_close.append(settle)
+    return early
+
+
+async def _deliver_sequences(studio: Studio, footage: Footage) -> None:
+    plan = footage.plan
+    folder = film_folder(Path(studio.options.out), plan.title)
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = DeliveryLedger(folder, studio.store.scratch / "delivered")
+    clips = await _sequence_files(studio, ledger, folder, footage.clips, _names(studio, footage))
+    await asyncio.gather(
+        _contact_sheet(studio, ledger, plan, footage.clips, clips, folder),
+        asyncio.to_thread(review_thumbnails, folder, footage.sequences, clips),
+    )
+    await asyncio.to_thread(ledger.save)
+
+
+def _names(studio: Studio, footage: Footage) -> FilmNames:
+    return film_names(footage.plan.title, footage.sequences, studio.options.render.rerender)
+
+
 async def deliver_film(
     studio: Studio,
     footage: Footage,
     score: ScoreResult | None,
     film: FilmFile,
     cost: CostEntry | None = None,
+    early: asyncio.Task[None] | None = None,
 ) -> Deliverables:
     """The film folder an editor takes away: film, master, stems, subtitles, score,
     sequences, timelines, contact sheet, manifest and report (`cost`: the GPU estimate beside
-    what was spent)."""
+    what was spent; `early`: the `start_delivery` of this footage)."""
+    if early is not None:
+        await early
     plan, sequences = footage.plan, footage.sequences
     delivered = await write_film_folder(
         studio,
@@ -78,7 +114,7 @@ async def deliver_film(
             for r in sequences
             if r.sequence.index not in studio.stats.fresh_sequences
         ],
-        names=film_names(plan.title, sequences, studio.options.render.rerender),
+        names=_names(studio, footage),
         takes={r.sequence.index: r for r in sequences if r.takes},
         cost=cost,
     )
@@ -104,6 +140,35 @@ async def _copy_stored(studio: Studio, ledger: DeliveryLedger, ref: MediaRef, ta
         return target
     local = await studio.store.fetch(ref)
     return ledger.wrote(await asyncio.to_thread(copy_atomic, local, target), key)
+
+
+async def _sequence_files(
+    studio: Studio,
+    ledger: DeliveryLedger,
+    folder: Path,
+    sequences: Seq[MediaRef],
+    names: FilmNames,
+) -> list[Path]:
+    return [
+        await _copy_stored(studio, ledger, ref, folder / "sequences" / f"{name}.mp4")
+        for ref, name in zip(sequences, names.sequences, strict=True)
+    ]
+
+
+async def _contact_sheet(
+    studio: Studio,
+    ledger: DeliveryLedger,
+    plan: FilmPlan,
+    sequences: Seq[MediaRef],
+    clips: Seq[Path],
+    folder: Path,
+) -> None:
+    sheet = folder / "contact_sheet.png"
+    labels = [sequence_label(sequence) for sequence in plan.sequences]
+    key = made_from("contact-sheet", labels, [ref.sha256 for ref in sequences])
+    if not ledger.unchanged(sheet, key):
+        await asyncio.to_thread(write_contact_sheet, plan, clips, sheet)
+        ledger.wrote(sheet, key)
 
 
 async def write_film_folder(
@@ -147,23 +212,13 @@ async def write_film_folder(
         subtitles = await asyncio.to_thread(
             write_subtitles, subtitle_cues_of(film.lines), folder, names.film
         )
-    clips = [
-        await _copy_stored(studio, ledger, ref, folder / "sequences" / f"{name}.mp4")
-        for ref, name in zip(sequences, names.sequences, strict=True)
-    ]
+    clips = await _sequence_files(studio, ledger, folder, sequences, names)
     score_file = None
     if score is not None:
         score_file = await _copy_stored(
             studio, ledger, score.score, folder / f"{names.film}_score.flac"
         )
     shas = [ref.sha256 for ref in sequences]
-    sheet = folder / "contact_sheet.png"
-
-    async def contact_sheet() -> None:
-        labels = [sequence_label(sequence) for sequence in plan.sequences]
-        if not ledger.unchanged(sheet, sheet_key := made_from("contact-sheet", labels, shas)):
-            await asyncio.to_thread(write_contact_sheet, plan, clips, sheet, studio.store.scratch)
-            ledger.wrote(sheet, sheet_key)
 
     async def film_timelines() -> dict[str, Path]:
         score_sha = score.score.sha256 if score is not None else None
@@ -177,7 +232,9 @@ async def write_film_folder(
         return made
 
     # Two cores, two independent readers of the sequences: side by side.
-    _, timelines = await asyncio.gather(contact_sheet(), film_timelines())
+    _, timelines = await asyncio.gather(
+        _contact_sheet(studio, ledger, plan, sequences, clips, folder), film_timelines()
+    )
     delivered = Deliverables(
         folder=folder,
         cut=film,
@@ -193,7 +250,7 @@ async def write_film_folder(
         subtitled=subtitled,
         dialogue_stem=stems[0],
         music_stem=stems[1],
-        contact_sheet=sheet,
+        contact_sheet=folder / "contact_sheet.png",
         manifest=folder / "manifest.json",
         record=manifest_document(
             studio,
@@ -226,15 +283,10 @@ async def write_film_folder(
     return delivered
 
 
-def write_contact_sheet(plan: FilmPlan, clips: Seq[Path], dest: Path, scratch: Path) -> Path:
+def write_contact_sheet(plan: FilmPlan, clips: Seq[Path], dest: Path) -> Path:
     """The first frame of every sequence in a labelled grid."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sheet-", dir=scratch) as work:
-        frames = [
-            (
-                media.extract_first_frame(clip, Path(work) / f"{sequence.index}.png"),
-                sequence_label(sequence),
-            )
-            for sequence, clip in zip(plan.sequences, clips, strict=True)
-        ]
-        return media.contact_sheet(frames, dest)
+    frames = [
+        (media.first_frame(clip), sequence_label(sequence))
+        for sequence, clip in zip(plan.sequences, clips, strict=True)
+    ]
+    return media.contact_sheet(frames, dest)

@@ -23,8 +23,8 @@ from tasks.media.errors import DiskFull, MediaError, MediaInvalid
 from tasks.media.frames import (
     clip_thumbnails,
     contact_sheet,
-    extract_first_frame,
     extract_last_frame,
+    first_frame,
     frame_drift,
 )
 from tasks.media.mix import assemble_score, assemble_score_args, mix_and_encode, mix_and_encode_args
@@ -59,8 +59,8 @@ __all__ = [
     "crossfade_concat_args",
     "crossfade_offsets",
     "cut_voice",
-    "extract_first_frame",
     "extract_last_frame",
+    "first_frame",
     "frame_drift",
     "integrated_loudness",
     "is_faststart",

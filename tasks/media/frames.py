@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -63,22 +63,21 @@ def _write_verified_png(pixels: np.ndarray, dest: Path) -> Path:
     return dest
 
 
+def _decoded(decode: Callable[[Path], np.ndarray], video: Path) -> np.ndarray:
+    try:
+        return decode(video)
+    except av.FFmpegError as exc:
+        raise MediaInvalid(f"cannot decode {video}: {exc}") from exc
+
+
+def first_frame(video: Path) -> np.ndarray:
+    """The first decoded frame of `video` (RGB pixels)."""
+    return _decoded(_decode_first, video)
+
+
 def extract_last_frame(video: Path, dest: Path) -> Path:
     """Write the exact last decoded frame of `video` to `dest` as PNG (atomic, verified)."""
-    try:
-        pixels = _decode_tail(video)
-    except av.FFmpegError as exc:
-        raise MediaInvalid(f"cannot decode {video}: {exc}") from exc
-    return _write_verified_png(pixels, dest)
-
-
-def extract_first_frame(video: Path, dest: Path) -> Path:
-    """Write the first decoded frame of `video` to `dest` as PNG (atomic, verified)."""
-    try:
-        pixels = _decode_first(video)
-    except av.FFmpegError as exc:
-        raise MediaInvalid(f"cannot decode {video}: {exc}") from exc
-    return _write_verified_png(pixels, dest)
+    return _write_verified_png(_decoded(_decode_tail, video), dest)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -111,19 +110,19 @@ def frame_drift(keyframe: Path, carried: Path) -> Drift:
     )
 
 
-def contact_sheet(frames: list[tuple[Path, str]], dest: Path) -> Path:
-    """Lay out labelled thumbnails of `frames` in a grid and write it to `dest` as PNG."""
+def contact_sheet(frames: list[tuple[Path | np.ndarray, str]], dest: Path) -> Path:
+    """Lay out labelled thumbnails of `frames` (image files, or RGB pixels) in a grid and
+    write it to `dest` as PNG."""
     if not frames:
         raise MediaError("a contact sheet needs at least one frame")
     thumbs: list[Image.Image] = []
-    for path, _ in frames:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            # Inside a square cell, whatever the frame's shape: a 9:16 frame stays upright
-            # and as tall as a 16:9 one is wide, not twice the height of the sheet's rows.
-            scale = _THUMB_WIDTH / max(rgb.width, rgb.height)
-            size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-            thumbs.append(ImageOps.fit(rgb, size))
+    for frame, _ in frames:
+        rgb = _rgb(frame)
+        # Inside a square cell, whatever the frame's shape: a 9:16 frame stays upright
+        # and as tall as a 16:9 one is wide, not twice the height of the sheet's rows.
+        scale = _THUMB_WIDTH / max(rgb.width, rgb.height)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        thumbs.append(ImageOps.fit(rgb, size))
     columns = math.ceil(math.sqrt(len(thumbs)))
     rows = math.ceil(len(thumbs) / columns)
     cell_h = max(t.height for t in thumbs) + _LABEL_HEIGHT
@@ -138,23 +137,28 @@ def contact_sheet(frames: list[tuple[Path, str]], dest: Path) -> Path:
     return dest
 
 
-def _shrink(frame: Path, dest: Path, width: int) -> Path:
+def _rgb(frame: Path | np.ndarray) -> Image.Image:
+    if isinstance(frame, np.ndarray):
+        return Image.fromarray(frame, "RGB")
     with Image.open(frame) as image:
-        rgb = image.convert("RGB")
+        return image.convert("RGB")
+
+
+def _shrink(pixels: np.ndarray, dest: Path, width: int) -> Path:
+    rgb = _rgb(pixels)
     if rgb.width > width:
         # Never enlarge: a thumbnail of a small animatic stays pixel-exact.
         rgb = rgb.resize(
             (width, max(1, round(rgb.height * width / rgb.width))), Image.Resampling.LANCZOS
         )
     with atomic_output(dest) as tmp:
-        rgb.save(tmp, format="PNG", optimize=True)
+        rgb.save(tmp, format="PNG")
     return dest
 
 
 def clip_thumbnails(video: Path, first: Path, last: Path, *, width: int = 320) -> tuple[Path, Path]:
     """Write the first and the exact last frame of `video` as PNGs at most `width` wide."""
     first.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="thumbs-", dir=first.parent) as work:
-        _shrink(extract_first_frame(video, Path(work) / "first.png"), first, width)
-        _shrink(extract_last_frame(video, Path(work) / "last.png"), last, width)
+    _shrink(first_frame(video), first, width)
+    _shrink(_decoded(_decode_tail, video), last, width)
     return first, last

@@ -71,6 +71,23 @@ def _bar(result: SequenceResult) -> LoudnessBar:
     )
 
 
+def review_thumbnails(
+    folder: Path, results: Seq[SequenceResult], clips: Seq[Path]
+) -> dict[int, tuple[Path, Path, Path]]:
+    """(clip, first frame, last frame) of each sequence, by index: the frames are drawn
+    where missing or older than their clip."""
+    assets = folder / ASSETS
+    thumbnails = {
+        r.sequence.index: (clip, assets / f"seq{r.sequence.index:03d}_first.png",
+                           assets / f"seq{r.sequence.index:03d}_last.png")
+        for r, clip in zip(results, clips, strict=True)
+    }  # fmt: skip
+    stale = [files for files in thumbnails.values() if not _made_after(*files)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="thumbnails") as pool:
+        list(pool.map(lambda files: media.clip_thumbnails(*files), stale))  # decoders in parallel
+    return thumbnails
+
+
 def _sequence_views(
     folder: Path,
     results: list[SequenceResult],
@@ -81,14 +98,7 @@ def _sequence_views(
 ) -> list[SequenceView]:
     assets = folder / ASSETS
     carried = {c.into_sequence: c for o in outcomes for c in o.carried}
-    thumbnails = {
-        r.sequence.index: (clip, assets / f"seq{r.sequence.index:03d}_first.png",
-                           assets / f"seq{r.sequence.index:03d}_last.png")
-        for r, clip in zip(results, deliverables.sequences, strict=True)
-    }  # fmt: skip
-    stale = [files for files in thumbnails.values() if not _made_after(*files)]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="thumbnails") as pool:
-        list(pool.map(lambda files: media.clip_thumbnails(*files), stale))  # decoders in parallel
+    thumbnails = review_thumbnails(folder, results, deliverables.sequences)
     views, film_time = [], 0.0
     for result, clip, name in zip(
         results, deliverables.sequences, deliverables.sequence_names, strict=True
