@@ -78,17 +78,24 @@ def test_only_the_cue_whose_zone_grew_renders_again(tmp_path: Path) -> None:
     assert grown.cues[-1].duration_s == pytest.approx(same.cues[-1].duration_s + 8 / 24)
 
 
-@pytest.mark.usefixtures("prefect_api")
-def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Path) -> None:
+def scored_chain(folder: Path, *, last_s: float) -> Path:
+    """One chain of three sequences (2 s, 2 s, `last_s`) with the default score: cues on the
+    GPU."""
     scenes: list[dict[str, Any]] = [
         {"description": "Waves roll in under a grey sky.", "duration": 2.0},
         {"description": "Gulls circle the harbour.", "duration": 2.0, "relay_break": True},
-        {"description": "A boat rounds the pier.", "duration": 10.0, "relay_break": True},
+        {"description": "A boat rounds the pier.", "duration": last_s, "relay_break": True},
     ]
-    screenplay = write_screenplay(tmp_path, scenes)
+    screenplay = write_screenplay(folder, scenes)
     document = json.loads(screenplay.read_text())
-    del document["score"]  # the default score: cues on the GPU
+    del document["score"]
     screenplay.write_text(json.dumps(document))
+    return screenplay
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Path) -> None:
+    screenplay = scored_chain(tmp_path, last_s=10.0)
     settings = SimSettings(gpu_seconds_per_output_second=0.6)
     with start_simulator(settings, workdir=tmp_path / "sim") as sim:
         options = FilmOptions.of(comfyui=(sim.url,), out=str(tmp_path / "out"))
@@ -114,15 +121,7 @@ def test_on_one_gpu_the_cues_wait_in_line_behind_the_last_sequence(tmp_path: Pat
 def test_on_gpus_another_run_holds_the_cues_still_wait_behind_the_last_sequence(
     tmp_path: Path,
 ) -> None:
-    scenes: list[dict[str, Any]] = [
-        {"description": "Waves roll in under a grey sky.", "duration": 2.0},
-        {"description": "Gulls circle the harbour.", "duration": 2.0, "relay_break": True},
-        {"description": "A boat rounds the pier.", "duration": 4.0, "relay_break": True},
-    ]
-    screenplay = write_screenplay(tmp_path, scenes)
-    document = json.loads(screenplay.read_text())
-    del document["score"]  # the default score: cues on the GPU
-    screenplay.write_text(json.dumps(document))
+    screenplay = scored_chain(tmp_path, last_s=4.0)
     # Another studio's keyframe holds the second GPU for longer than this whole film.
     foreign = posted_prompts("26")[0]["request"]["json"]["prompt"]
     free_settings = SimSettings(gpu_seconds_per_output_second=0.6)
