@@ -40,6 +40,19 @@ def test_the_true_peak_of_a_long_film_matches_the_whole_signal_one() -> None:
     assert measured > sampled + 2.5  # the peak between samples was found
 
 
+def test_a_peak_between_samples_in_a_quieter_passage_is_still_found() -> None:
+    """Blocks are oversampled loudest first and quiet ones skipped: a passage whose samples
+    are quieter than another's but whose true peak is higher must still be measured."""
+    samples = _intersample_bursts(12.0)
+    t = np.arange(RATE) / RATE
+    samples[RATE : 2 * RATE, 0] = 0.5 * np.sin(2 * np.pi * 100 * t)  # louder samples, no
+    measured = true_peak_dbtp(samples)  # peak between them
+    assert measured == _whole_signal_peak(samples)
+    # The last burst's samples reach 0.42, its true peak 0.6: found, though the sine's 0.5
+    # samples were measured first.
+    assert measured > 20 * math.log10(0.5) + 1.0
+
+
 def _peak_memory(seconds: float) -> int:
     samples = _intersample_bursts(seconds)
     tracemalloc.start()
