@@ -22,7 +22,7 @@ from prefect import task
 from tasks import media
 from tasks.errors import ReelflowError
 from tasks.media.edit import concat_encode
-from tasks.media.finishing import FinishedCut, finish_cut
+from tasks.media.finishing import FinishedCut, MixedFilm, finish_beside, mix_film
 from tasks.media.loudness import DeliveryProfile, delivery_profile
 from tasks.media.loudness_correct import loudness_record
 from tasks.media.mezzanine import master_path
@@ -64,7 +64,7 @@ class DissolveRefused(MuxError):
 
 @dataclass(frozen=True)
 class Cut:
-    """What one cut is made of and what is made beside it (the arguments of `finish_cut`)."""
+    """What one cut is made of and what is made beside it (`mix_film`, `finish_beside`)."""
 
     clips: list[Path]
     score: Path | None
@@ -152,10 +152,22 @@ async def mux_to_file(
             score_gain=score_gain, profile=profile, lines=tuple(lines), master=master,
             stems=stems, burn_subtitles=burn_subtitles and bool(lines),
         )  # fmt: skip
-        made, picture = await asyncio.to_thread(
-            _cut_and_finish, cut, [p.signature for p in pictures], Path(work)
+        folder = Path(work)
+        joined, mixed, picture = await asyncio.to_thread(
+            _cut_and_mix, cut, [p.signature for p in pictures], folder
         )
-        await asyncio.to_thread(_verify, made, expected_s)
+        # The film is verified while the master, stems and subtitled copy are made from it.
+        # Both threads run to their end before the work folder goes, whichever one fails.
+        checked, made = await asyncio.gather(
+            asyncio.to_thread(_verify_film, mixed.film, expected_s),
+            asyncio.to_thread(_finish_beside, cut, joined, mixed, folder),
+            return_exceptions=True,
+        )
+        for outcome in (checked, made):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(made, FinishedCut)
+        await asyncio.to_thread(_verify_beside, made, expected_s)
         published = _publish(made, dest, master)
     return FilmFile(
         path=dest,
@@ -185,10 +197,11 @@ def _pictures(clips: list[Path]) -> list[ProbedPicture]:
     return pictures
 
 
-def _cut_and_finish(
+def _cut_and_mix(
     cut: Cut, signatures: list[PictureSignature], work: Path
-) -> tuple[FinishedCut, str]:
-    """The finished cut, and the sentence saying whether its picture was re-encoded."""
+) -> tuple[Path, MixedFilm, str]:
+    """The joined sequences, the film mixed from them, and the sentence saying whether its
+    picture was re-encoded."""
     joined = work / "joined.mp4"
     if cut.transitions == "dissolve":
         media.crossfade_concat(cut.clips, joined, seconds=cut.dissolve_s)
@@ -200,34 +213,44 @@ def _cut_and_finish(
         else:
             concat_encode(cut.clips, joined)
         note = decision.note
-    subtitles = None
-    if cut.burn_subtitles:
-        subtitles = write_subtitles(subtitle_cues_of(cut.lines), work, "burn")["srt"]
-    finished = finish_cut(
+    mixed = mix_film(
         joined,
         cut.score,
         work,
         score_gain=cut.score_gain,
         profile=cut.profile,
         dialogue_regions=[(line.start_s, line.end_s) for line in cut.lines],
+    )
+    if cut.burn_subtitles:
+        note += "; the subtitled copy re-encodes it to burn the lines in"
+    return joined, mixed, note
+
+
+def _finish_beside(cut: Cut, joined: Path, mixed: MixedFilm, work: Path) -> FinishedCut:
+    subtitles = None
+    if cut.burn_subtitles:
+        subtitles = write_subtitles(subtitle_cues_of(cut.lines), work, "burn")["srt"]
+    return finish_beside(
+        joined,
+        cut.score,
+        mixed,
+        work,
+        score_gain=cut.score_gain,
         master=cut.master,
         stems=cut.stems,
         subtitles=subtitles,
     )
-    if finished.subtitled is not None:
-        note += "; the subtitled copy re-encodes it to burn the lines in"
-    return finished, note
 
 
-def _verify(made: FinishedCut, expected_s: float) -> None:
-    info = media.verify_film(made.film, expected_duration_s=expected_s)
-    media.check_distribution(made.film, info)
+def _verify_film(film: Path, expected_s: float) -> None:
+    media.check_distribution(film, media.verify_film(film, expected_duration_s=expected_s))
+
+
+def _verify_beside(made: FinishedCut, expected_s: float) -> None:
     if made.master is not None:
         media.verify_film(made.master, expected_duration_s=expected_s)
     if made.subtitled is not None:
-        media.check_distribution(
-            made.subtitled, media.verify_film(made.subtitled, expected_duration_s=expected_s)
-        )
+        _verify_film(made.subtitled, expected_s)
 
 
 def _publish(made: FinishedCut, dest: Path, kind: MasterKind) -> FinishedCut:

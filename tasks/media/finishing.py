@@ -28,8 +28,17 @@ from tasks.media.stems import Stems, write_stems
 from tasks.schema.delivery import MasterKind
 
 
+class MixedFilm(BaseModel):
+    """The film `mix_film` made: the mix at its delivery loudness, and how it got there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    film: Path
+    loudness: LoudnessResult | None
+
+
 class FinishedCut(BaseModel):
-    """What `finish_cut` wrote into its work folder."""
+    """What `mix_film` and `finish_beside` wrote into their work folder."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -40,7 +49,7 @@ class FinishedCut(BaseModel):
     subtitled: Path | None
 
 
-def finish_cut(
+def mix_film(
     joined: Path,
     score: Path | None,
     work: Path,
@@ -48,23 +57,36 @@ def finish_cut(
     score_gain: float,
     profile: DeliveryProfile | None,
     dialogue_regions: Sequence[tuple[float, float]] = (),
-    master: MasterKind = "none",
-    stems: bool = False,
-    subtitles: Path | None = None,
-) -> FinishedCut:
-    """Mix `joined` (picture + dialogue) with `score`, correct it to `profile`, then write the
-    `master`, the stems and a copy with `subtitles` (an SRT) burnt in, as asked.
+) -> MixedFilm:
+    """Mix `joined` (picture + dialogue) with `score` and correct the mix to `profile`.
 
     No profile: the mix is delivered as mixed (nothing measured or changed).
     """
     mixed = mix_and_encode(joined, score, work / "mixed.mp4", score_gain=score_gain)
-    film, loudness = mixed, None
-    if profile is not None:
-        film = work / "film.mp4"
-        loudness = correct_film_loudness(
-            mixed, film, profile, dialogue_regions=list(dialogue_regions) or None
-        )
-        mixed.unlink()
+    if profile is None:
+        return MixedFilm(film=mixed, loudness=None)
+    film = work / "film.mp4"
+    loudness = correct_film_loudness(
+        mixed, film, profile, dialogue_regions=list(dialogue_regions) or None
+    )
+    mixed.unlink()
+    return MixedFilm(film=film, loudness=loudness)
+
+
+def finish_beside(
+    joined: Path,
+    score: Path | None,
+    mixed: MixedFilm,
+    work: Path,
+    *,
+    score_gain: float,
+    master: MasterKind = "none",
+    stems: bool = False,
+    subtitles: Path | None = None,
+) -> FinishedCut:
+    """Write, from the `mixed` film, the `master`, the stems and a copy with `subtitles` (an
+    SRT) burnt in, as asked. Reads the film only, so it may be verified meanwhile."""
+    film, loudness = mixed.film, mixed.loudness
     master_file = None
     if master != "none":
         master_file = encode_master(joined, master_path(film, master), master, audio=film)
