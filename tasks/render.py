@@ -105,6 +105,7 @@ async def render_sequence(
         family="ltx",
         output_s=sequence.seconds,
         after_s=plan.seconds_after(sequence),
+        chain=sequence.chain,
     )
     studio.stats.fresh_sequences.add(sequence.index)
     video = single_output(result.files, ".mp4", f"sequence {sequence.index}")

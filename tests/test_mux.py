@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,27 @@ def test_a_mux_given_the_wrong_number_of_sequences_writes_nothing(film: Film) ->
     with pytest.raises(MuxError, match="2 sequence files for 3 sequences"):
         asyncio.run(mux_to_file(film.studio, film.plan, film.clips[:2], None, dest))
     assert not dest.exists()
+
+
+def test_a_film_whose_picture_does_not_decode_is_refused_and_nothing_is_published(
+    film: Film,
+) -> None:
+    """The film is checked while its stems are made from it: a failed check still leaves
+    neither the film nor a stem nor the work folder behind."""
+    source = asyncio.run(film.studio.store.fetch(film.clips[1]))
+    damaged = film.out / "damaged.mp4"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    # Stream copy with bytes of the picture's packets changed: the sound stays intact.
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", "-bsf:v",
+         "noise=amount=200", str(damaged)],
+        check=True,
+    )  # fmt: skip
+    clips = [film.clips[0], asyncio.run(film.studio.store.put(damaged)), film.clips[2]]
+    dest = film.out / "Damaged" / "Damaged.mp4"
+    with pytest.raises(media.MediaInvalid, match="does not decode cleanly"):
+        film.mux("Damaged/Damaged.mp4", film.score, clips, stems=True)
+    assert list(dest.parent.iterdir()) == []
 
 
 def _assert_meets(path: Path, profile: DeliveryProfile, lines: tuple[SpokenLine, ...]) -> float:

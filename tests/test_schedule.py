@@ -20,6 +20,7 @@ from sim.settings import ModelLoadSeconds, SimSettings
 from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
 from tasks.runtime.schedule.policy import (
     Estimates,
+    Held,
     Request,
     ScheduleError,
     SchedulePolicy,
@@ -67,6 +68,36 @@ def test_of_one_family_the_render_with_the_longest_chain_behind_it_goes_first() 
     assert grants(servers, [*short, long, middle], now=1.0) == [(3, "a"), (4, "b")]
     # Among equals, first come first served.
     assert grants([ServerState("a", 1, loaded="ltx")], short, now=1.0) == [(0, "a")]
+
+
+def _sequence(number: int, chain: int, after_s: float, arrived: float = 0.0) -> Request:
+    return Request(number, "ltx", output_s=5.0, arrived=arrived, after_s=after_s, chain=chain)
+
+
+def _held_for_chain_0() -> ServerState:
+    """A server whose slot chain 0's render just freed; 10 s of that chain still to render."""
+    return ServerState(
+        "a", 1, loaded="ltx", held=Held(chain=0, family="ltx", behind_s=10.0, until=2.0)
+    )
+
+
+def test_a_slot_a_chain_freed_waits_for_its_next_render_not_a_shorter_chains() -> None:
+    """Chain 0's next render asks a moment after its last one ended (the carried frame); the
+    last render of chain 1 waits meanwhile, and so does a score cue."""
+    shorter = _sequence(0, chain=1, after_s=0.0)
+    cue = Request(1, "ace_step", output_s=30.0, arrived=0.0)
+    assert grants([_held_for_chain_0()], [shorter, cue], now=0.1) == []
+    held = _held_for_chain_0()
+    following = _sequence(2, chain=0, after_s=5.0, arrived=0.2)
+    assert grants([held], [shorter, cue, following], now=0.2) == [(2, "a")]
+    assert held.held is None  # taken: the next free slot is anyone's
+
+
+def test_a_held_slot_goes_to_a_longer_chain_at_once_and_to_anyone_once_the_wait_is_over() -> None:
+    longer = _sequence(0, chain=2, after_s=10.0)  # 15 s of its chain still to render
+    assert grants([_held_for_chain_0()], [longer], now=0.1) == [(0, "a")]
+    shorter = _sequence(1, chain=1, after_s=0.0)
+    assert grants([_held_for_chain_0()], [shorter], now=2.0) == [(1, "a")]
 
 
 def test_a_render_waiting_past_the_aging_bound_gets_the_next_slot_despite_the_load() -> None:
@@ -381,3 +412,78 @@ def test_with_the_policy_off_the_report_still_matches_the_gpu_and_says_why_it_re
     (server,) = report.servers
     assert list(server.load_order) == loads_in_order(loading_sim.url)
     assert report.policy == "unaware" and set(server.reasons) == {"unaware"}
+
+
+def still(studio: Studio, seed: int) -> dict[str, Any]:
+    """A keyframe prompt: one output second of GPU work on the simulator."""
+    return keyframe_prompt(
+        studio.templates[TemplateKind.keyframe],
+        prompt=f"a harbour at dusk, boat {seed}",
+        width=256,
+        height=256,
+        seed=seed,
+        models=studio.models,
+        output_prefix="reelflow/keyframe",
+    )
+
+
+def run_chains(urls: list[str], root: Path, policy: SchedulePolicy) -> list[str]:
+    """Chain a (three renders) and chains d, e, f (one each) on two servers; each of a's next
+    renders asks 0.3 s after the one before ends, as a carried frame does. The renders in
+    the order the GPUs started them."""
+
+    async def go() -> list[str]:
+        studio = await build_studio(
+            [ComfyUIServer(url=url) for url in urls],
+            local_storage(root / "store"),
+            root / "scratch",
+            "fast",
+        )
+        studio.scheduler = GpuScheduler(policy)
+        prompts = {key: still(studio, seed) for seed, key in enumerate("abcdef")}
+        labels: dict[str, str] = {}
+
+        async def render(label: str, prompt: dict[str, Any], chain: int, after_s: float) -> None:
+            done = await run_on_gpu(
+                studio, prompt, uploads=[], label=label, family="image", output_s=1.0,
+                after_s=after_s, chain=chain,
+            )  # fmt: skip
+            labels[done.prompt_id] = label
+
+        async def chain_a() -> None:
+            for number, key in enumerate("abc"):
+                if number:
+                    await asyncio.sleep(0.3)
+                await render(f"a{number + 1}", prompts[key], 0, 2.0 - number)
+
+        await asyncio.gather(
+            chain_a(),
+            *(render(f"{key}1", prompts[key], n + 1, 0.0) for n, key in enumerate("def")),
+        )
+        runs = [run for url in urls for run in sim_stats(url)["executions"]]
+        ours = sorted((run for run in runs if run["prompt_id"] in labels), key=lambda r: r["start"])
+        return [labels[run["prompt_id"]] for run in ours]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_freed_slot_waits_for_its_chains_next_render_so_the_longest_chain_is_not_pushed_back(
+    tmp_path: Path,
+) -> None:
+    steady = SimSettings(
+        gpu_seconds_per_output_second=1.0,
+        model_load_seconds=ModelLoadSeconds(image=0.0, ltx=0.0, ace_step=0.0),
+    )
+    no_loads = SchedulePolicy(load_s=0.001, gpu_s_per_output_s=1.0)
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(start_simulator(steady, workdir=tmp_path / f"sim{n}")).url
+            for n in range(2)
+        ]
+        held = run_chains(urls, tmp_path / "held", no_loads)
+        unheld = run_chains(urls, tmp_path / "unheld", no_loads.model_copy(update={"hold_s": 0}))
+    # Held, a1's slot waited the 0.3 s for a2; the one-render chains shared the other one.
+    assert held.index("a2") < held.index("f1"), held
+    # Not held, e1 and f1 took both slots while a2's frame was carried: a was pushed back.
+    assert unheld.index("a2") > unheld.index("f1"), unheld

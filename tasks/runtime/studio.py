@@ -204,12 +204,14 @@ async def run_on_gpu(
     family: Family,
     output_s: float,
     after_s: float = 0.0,
+    chain: int | None = None,
 ) -> GpuResult:
     """Take the GPU slot the scheduler grants, upload inputs, run the prompt, download outputs.
 
     `family` is the model the prompt needs and `output_s` the seconds of media it makes:
     the scheduler keeps each server on one model family where that costs no time; `after_s`,
-    the seconds its chain renders after it, puts the longest chains first. A prompt
+    the seconds its chain renders after it, puts the longest chains first, and the slot it
+    frees waits a moment for `chain`'s next render (its carried frame). A prompt
     an earlier (killed) run already sent is picked up on its server instead of sent again.
     From its slot request to its downloads, post work keeps to fewer lanes (`workers.Lanes`).
     """
@@ -221,7 +223,9 @@ async def run_on_gpu(
     local_inputs = [await studio.store.fetch(ref) for ref in uploads]
     async with (
         LANES.feeding(),
-        studio.scheduler.hold(studio.slots, studio.servers, family, output_s, after_s) as grant,
+        studio.scheduler.hold(
+            studio.slots, studio.servers, family, output_s, after_s, chain
+        ) as grant,
         grant.slot.server.client() as client,
     ):
         slot = grant.slot

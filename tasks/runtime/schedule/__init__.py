@@ -19,6 +19,11 @@ goes to loading. Whenever a server has a free slot, the policy picks, in this or
    first within it.
 4. Otherwise the server stays idle until a render arrives, one ends, or one starves.
 
+A slot a chain's render frees is held for `hold_s` for that chain's next render, which asks
+only once its start frame is carried: in that moment a render of the same family with no
+more of its chain behind it would take the slot and push the longer chain back a whole
+render (a render with more behind it, or any render once the wait is over, takes it).
+
 Projections use estimated load times and GPU seconds per output second for each family,
 measured from this run's renders (the policy's figures stand in until the first
 measurement). `aware=False` turns the policy off: a render takes whichever slot frees first

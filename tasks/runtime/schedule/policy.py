@@ -42,6 +42,13 @@ class SchedulePolicy(BaseModel):
     observe_s: float = Field(
         1.0, gt=0, description="How old the servers' answers may be when renders wait."
     )
+    hold_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a slot a chain's render frees waits for that chain's next "
+        "render (its carry-forward frame is on its way) before a render with no more work "
+        "behind it may take the slot; 0: never.",
+    )
 
 
 def policy_from_environment(environ: Mapping[str, str] | None = None) -> SchedulePolicy:
@@ -72,6 +79,35 @@ class Request:
     after_s: float = 0.0
     """Output seconds its chain renders after it: of one family's waiting renders, the one
     with the most work behind it goes first (longest chain first: the film ends sooner)."""
+    chain: int | None = None
+    """The chain it renders for, when its chain's next render follows it on the GPU: the
+    slot it frees is held for that render (`Held`)."""
+
+    @property
+    def behind_s(self) -> float:
+        """Output seconds of its chain from it to the chain's end."""
+        return self.output_s + self.after_s
+
+
+@dataclass(frozen=True)
+class Held:
+    """A freed slot waiting, until `until`, for chain `chain`'s next render.
+
+    The next render asks only once its start frame is carried (download, check, upload):
+    a moment in which a render with less work behind it would otherwise take the slot and
+    push the longer chain back by a whole render. A render of its `family` with more work
+    behind it than `behind_s` (the chain's rest, the next render included) may still take it.
+    """
+
+    chain: int
+    family: Family
+    behind_s: float
+    until: float
+
+    def admits(self, request: Request, now: float) -> bool:
+        if now >= self.until or request.chain == self.chain:
+            return True
+        return request.family == self.family and request.behind_s > self.behind_s
 
 
 @dataclass
@@ -80,7 +116,8 @@ class ServerState:
 
     `running` are this scheduler's renders; `others` the slots that other runs or clients
     hold, as the server last reported. `changed` is when this scheduler last granted or
-    released one of its slots: a report asked before then is older news.
+    released one of its slots: a report asked before then is older news. `held`: a slot
+    just freed waits for its chain's next render.
     """
 
     name: str
@@ -89,6 +126,7 @@ class ServerState:
     running: dict[int, float] = field(default_factory=dict)
     others: int = 0
     changed: float = float("-inf")
+    held: Held | None = None
 
     @property
     def free(self) -> bool:
@@ -221,6 +259,9 @@ def pick(
     last_served: Mapping[Family, float],
 ) -> tuple[Request, LoadReason | None] | None:
     """The render `server` should run next and why it loads (None: no load), or None: idle."""
+    if server.held is not None:
+        held = server.held
+        waiting = [r for r in waiting if held.admits(r, now)]
     starving = [
         r
         for r in waiting
@@ -286,6 +327,7 @@ def assign(
             request.family, request.output_s, loading=loading
         )
         server.loaded = request.family
+        server.held = None
         served[request.family] = now
         remaining.remove(request)
         grants.append((request, server, reason if loading else None))

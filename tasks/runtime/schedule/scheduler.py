@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from blocks.comfyui import ComfyUIServer
 from tasks.runtime.schedule.policy import (
     Estimates,
+    Held,
     Request,
     SchedulePolicy,
     ServerState,
@@ -94,11 +95,13 @@ class GpuScheduler:
         family: Family,
         output_s: float,
         after_s: float = 0.0,
+        chain: int | None = None,
     ) -> AsyncIterator[Grant]:
         """Wait for this scheduler's grant, then hold that server's slot for the render.
 
         A slot that another run took first (the servers' reports lag) is given back to the
-        policy, which grants again with that server counted busy.
+        policy, which grants again with that server counted busy. `chain`: the render's
+        chain, whose next render the freed slot then waits for (`SchedulePolicy.hold_s`).
         """
         if not self.policy.aware:
             async with slots.hold(servers) as slot:
@@ -108,7 +111,7 @@ class GpuScheduler:
                 reason: LoadReason | None = "unaware" if previous != family else None
                 yield Grant(slot, family, output_s, reason, self)
             return
-        request = self._enqueue(servers, family, output_s, after_s)
+        request = self._enqueue(servers, family, output_s, after_s, chain)
         grant: Grant | None = None
         granted: tuple[ServerState, LoadReason | None, Family | None] | None = None
         try:
@@ -139,6 +142,8 @@ class GpuScheduler:
                 if settled is not None:
                     ran = grant is not None and grant.finished
                     self._release(settled[0], request.number, settled[2], ran=ran)
+                    if ran:
+                        self._hold_for_next(settled[0], request)
                 self._wakes.pop(request.number, None)
                 self._dispatch()
 
@@ -153,14 +158,28 @@ class GpuScheduler:
             return sum(s.gpu_slots for s in servers if s.url not in self._shared)
 
     def _enqueue(
-        self, servers: Sequence[ComfyUIServer], family: Family, output_s: float, after_s: float
+        self,
+        servers: Sequence[ComfyUIServer],
+        family: Family,
+        output_s: float,
+        after_s: float,
+        chain: int | None,
     ) -> Request:
         with self._lock:
             for server in servers:
                 self._state(server)
-            request = Request(next(self._numbers), family, output_s, time.monotonic(), after_s)
+            request = Request(
+                next(self._numbers), family, output_s, time.monotonic(), after_s, chain
+            )
             self._waiting.append(request)
             return request
+
+    def _hold_for_next(self, state: ServerState, request: Request) -> None:
+        """After a chain's render, its slot waits a moment for the chain's next render."""
+        if request.chain is None or request.after_s <= 0 or self.policy.hold_s <= 0:
+            return
+        until = time.monotonic() + self.policy.hold_s
+        state.held = Held(request.chain, request.family, request.after_s, until)
 
     async def _wait(
         self, request: Request, servers: Sequence[ComfyUIServer]
