@@ -347,6 +347,11 @@ async def render_chains(studio: Studio, plan: FilmPlan, starts: Seq[ChainStart])
     studio.events.stage(f"rendering {len(plan.sequences)} sequences in {len(plan.chains)} chain(s)")
     policy = DialoguePolicy(enabled=studio.options.render.dialogue_check)
     stops: dict[int, ChainStop] = {}
+    for chain in plan.chains:  # they all ask at once: the longest chains first
+        first = plan.sequences[chain.sequences[0]]
+        studio.scheduler.expect(
+            studio.servers, "ltx", first.seconds, plan.seconds_after(first), first.chain
+        )
     with studio.timer.stage("render"):
         outcomes = await asyncio.gather(
             *(

@@ -93,6 +93,16 @@ def test_a_slot_a_chain_freed_waits_for_its_next_render_not_a_shorter_chains() -
     assert held.held is None  # taken: the next free slot is anyone's
 
 
+def test_an_announced_render_holds_the_slot_it_wins_until_it_asks() -> None:
+    servers = [ServerState("a", 1, loaded="ltx"), ServerState("b", 1, loaded="ltx")]
+    announced = Request(0, "ltx", 5.0, arrived=0.0, after_s=10.0, chain=0, expected_until=2.0)
+    shorter = [_sequence(n, chain=n, after_s=0.0) for n in (1, 2)]
+    # Chain 0 (15 s to render) wins server a, which waits for it; b runs a shorter chain.
+    assert grants(servers, [announced, *shorter], now=0.1) == [(0, "a"), (1, "b")]
+    assert servers[0].held is not None and servers[0].held.chain == 0
+    assert not servers[0].running
+
+
 def test_a_held_slot_goes_to_a_longer_chain_at_once_and_to_anyone_once_the_wait_is_over() -> None:
     longer = _sequence(0, chain=2, after_s=10.0)  # 15 s of its chain still to render
     assert grants([_held_for_chain_0()], [longer], now=0.1) == [(0, "a")]
@@ -427,10 +437,13 @@ def still(studio: Studio, seed: int) -> dict[str, Any]:
     )
 
 
-def run_chains(urls: list[str], root: Path, policy: SchedulePolicy) -> list[str]:
+def run_chains(
+    urls: list[str], root: Path, policy: SchedulePolicy, *, late: bool = False
+) -> list[str]:
     """Chain a (three renders) and chains d, e, f (one each) on two servers; each of a's next
-    renders asks 0.3 s after the one before ends, as a carried frame does. The renders in
-    the order the GPUs started them."""
+    renders asks 0.3 s after the one before ends, as a carried frame does. `late`: a's first
+    render too asks 0.3 s after the others, announced at once (as chains after a gate). The
+    renders in the order the GPUs started them."""
 
     async def go() -> list[str]:
         studio = await build_studio(
@@ -452,10 +465,12 @@ def run_chains(urls: list[str], root: Path, policy: SchedulePolicy) -> list[str]
 
         async def chain_a() -> None:
             for number, key in enumerate("abc"):
-                if number:
+                if number or late:
                     await asyncio.sleep(0.3)
                 await render(f"a{number + 1}", prompts[key], 0, 2.0 - number)
 
+        if late:
+            studio.scheduler.expect(studio.servers, "image", 1.0, 2.0, 0)
         await asyncio.gather(
             chain_a(),
             *(render(f"{key}1", prompts[key], n + 1, 0.0) for n, key in enumerate("def")),
@@ -483,7 +498,14 @@ def test_a_freed_slot_waits_for_its_chains_next_render_so_the_longest_chain_is_n
         ]
         held = run_chains(urls, tmp_path / "held", no_loads)
         unheld = run_chains(urls, tmp_path / "unheld", no_loads.model_copy(update={"hold_s": 0}))
+        announced = run_chains(urls, tmp_path / "announced", no_loads, late=True)
+        unannounced = run_chains(
+            urls, tmp_path / "unannounced", no_loads.model_copy(update={"hold_s": 0}), late=True
+        )
     # Held, a1's slot waited the 0.3 s for a2; the one-render chains shared the other one.
     assert held.index("a2") < held.index("f1"), held
     # Not held, e1 and f1 took both slots while a2's frame was carried: a was pushed back.
     assert unheld.index("a2") > unheld.index("f1"), unheld
+    # Announced, chain a holds a slot for its first render, which asks after d1 and e1.
+    assert announced.index("a1") < announced.index("e1"), announced
+    assert unannounced.index("a1") > unannounced.index("e1"), unannounced

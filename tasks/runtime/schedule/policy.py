@@ -82,6 +82,9 @@ class Request:
     chain: int | None = None
     """The chain it renders for, when its chain's next render follows it on the GPU: the
     slot it frees is held for that render (`Held`)."""
+    expected_until: float | None = None
+    """Set for a render announced before it asks (`GpuScheduler.expect`): a slot it wins is
+    held for its chain until then (`Held`), not granted."""
 
     @property
     def behind_s(self) -> float:
@@ -301,7 +304,8 @@ def assign(
     estimates: Estimates,
     last_served: Mapping[Family, float],
 ) -> list[tuple[Request, ServerState, LoadReason | None]]:
-    """Grants for every free slot, applied to `servers` as they are made.
+    """Grants for every free slot, applied to `servers` as they are made (an expected
+    render's grant is a hold on its server, `Request.expected_until`).
 
     Servers whose loaded family has renders waiting choose first, so that affinity grants
     are settled before any server decides whether a switch pays; of the rest, the server
@@ -322,6 +326,15 @@ def assign(
             passed.add(server.name)
             continue
         request, reason = choice
+        remaining.remove(request)
+        if request.expected_until is not None and request.chain is not None:
+            # Announced, not asking yet: the slot waits for it as for a carried frame.
+            server.held = Held(
+                request.chain, request.family, request.behind_s, request.expected_until
+            )
+            passed.add(server.name)
+            grants.append((request, server, None))
+            continue
         loading = server.loaded != request.family
         server.running[request.number] = now + estimates.work_s(
             request.family, request.output_s, loading=loading
@@ -329,6 +342,5 @@ def assign(
         server.loaded = request.family
         server.held = None
         served[request.family] = now
-        remaining.remove(request)
         grants.append((request, server, reason if loading else None))
     return grants

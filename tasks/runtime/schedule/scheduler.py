@@ -171,8 +171,39 @@ class GpuScheduler:
             request = Request(
                 next(self._numbers), family, output_s, time.monotonic(), after_s, chain
             )
+            if chain is not None:  # it asks now: whatever announced it is settled
+                self._waiting = [r for r in self._waiting if not _announces(r, chain)]
             self._waiting.append(request)
             return request
+
+    def expect(
+        self,
+        servers: Sequence[ComfyUIServer],
+        family: Family,
+        output_s: float,
+        after_s: float,
+        chain: int,
+    ) -> None:
+        """Announce chain `chain`'s next render, which will ask within `hold_s` (it is being
+        prepared): ranked with the waiting renders, it holds the slot it wins for that long.
+
+        When a gate opens every chain asks at once, in whatever order their tasks start: a
+        render with little of its chain behind it would otherwise take a slot just before
+        one with a long chain asks.
+        """
+        if not self.policy.aware or self.policy.hold_s <= 0:
+            return
+        with self._lock:
+            for server in servers:
+                self._state(server)
+            now = time.monotonic()
+            self._waiting.append(
+                Request(
+                    next(self._numbers), family, output_s, now, after_s, chain,
+                    expected_until=now + self.policy.hold_s,
+                )
+            )  # fmt: skip
+            self._dispatch()
 
     def _hold_for_next(self, state: ServerState, request: Request) -> None:
         """After a chain's render, its slot waits a moment for the chain's next render."""
@@ -250,6 +281,7 @@ class GpuScheduler:
 
     def _dispatch(self) -> None:
         now = time.monotonic()
+        self._waiting = [r for r in self._waiting if (r.expected_until or now) >= now]
         states = [state for _, state in self._servers.values()]
         # Ties go to the first free server: each run starts its list elsewhere, so runs that
         # decide at the same moment on the same reports spread instead of colliding.
@@ -259,6 +291,8 @@ class GpuScheduler:
         grants = assign(states, self._waiting, now, self.policy, self.estimates, self._last_served)
         for request, state, reason in grants:
             self._waiting.remove(request)
+            if request.expected_until is not None:
+                continue  # a hold (`Held`): nobody asks for it yet
             state.changed = now
             self._last_served[request.family] = now
             self._granted[request.number] = (state, reason, before[state.name])
@@ -302,6 +336,10 @@ class GpuScheduler:
             ),
             notes=tuple(_note(s) for s in used if s.loads > s.minimum_loads),
         )
+
+
+def _announces(request: Request, chain: int) -> bool:
+    return request.expected_until is not None and request.chain == chain
 
 
 def _server_loads(
