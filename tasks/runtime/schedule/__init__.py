@@ -23,6 +23,8 @@ A slot a chain's render frees is held for `hold_s` for that chain's next render,
 only once its start frame is carried: in that moment a render of the same family with no
 more of its chain behind it would take the slot and push the longer chain back a whole
 render (a render with more behind it, or any render once the wait is over, takes it).
+When the keyframe gate opens, every chain's first render is announced (`expect`) and holds
+the slot it wins the same way, whichever chain's task happens to ask first.
 
 Projections use estimated load times and GPU seconds per output second for each family,
 measured from this run's renders (the policy's figures stand in until the first
