@@ -490,7 +490,8 @@ def test_a_freed_slot_waits_for_its_chains_next_render_so_the_longest_chain_is_n
         gpu_seconds_per_output_second=1.0,
         model_load_seconds=ModelLoadSeconds(image=0.0, ltx=0.0, ace_step=0.0),
     )
-    no_loads = SchedulePolicy(load_s=0.001, gpu_s_per_output_s=1.0)
+    # 1 s renders: a slot may wait all of one for the 0.3 s carry (by default a tenth).
+    no_loads = SchedulePolicy(load_s=0.001, gpu_s_per_output_s=1.0, hold_share=1.0)
     with ExitStack() as stack:
         urls = [
             stack.enter_context(start_simulator(steady, workdir=tmp_path / f"sim{n}")).url

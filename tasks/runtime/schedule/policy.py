@@ -49,6 +49,13 @@ class SchedulePolicy(BaseModel):
         "render (its carry-forward frame is on its way) before a render with no more work "
         "behind it may take the slot; 0: never.",
     )
+    hold_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="A held slot waits at most this share of the estimated GPU time of the "
+        "render it waits for: on a fast GPU an idle slot costs more than the order it keeps.",
+    )
 
 
 def policy_from_environment(environ: Mapping[str, str] | None = None) -> SchedulePolicy:

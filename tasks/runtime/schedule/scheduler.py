@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from blocks.comfyui import ComfyUIServer
 from tasks.runtime.schedule.policy import (
@@ -197,20 +197,22 @@ class GpuScheduler:
             for server in servers:
                 self._state(server)
             now = time.monotonic()
-            self._waiting.append(
-                Request(
-                    next(self._numbers), family, output_s, now, after_s, chain,
-                    expected_until=now + self.policy.hold_s,
-                )
-            )  # fmt: skip
+            expected = Request(next(self._numbers), family, output_s, now, after_s, chain)
+            until = now + self._hold_s(expected)
+            self._waiting.append(replace(expected, expected_until=until))
             self._dispatch()
 
     def _hold_for_next(self, state: ServerState, request: Request) -> None:
         """After a chain's render, its slot waits a moment for the chain's next render."""
         if request.chain is None or request.after_s <= 0 or self.policy.hold_s <= 0:
             return
-        until = time.monotonic() + self.policy.hold_s
+        until = time.monotonic() + self._hold_s(request)
         state.held = Held(request.chain, request.family, request.after_s, until)
+
+    def _hold_s(self, request: Request) -> float:
+        """How long a slot waits for `request`'s chain (`hold_s`, `hold_share`)."""
+        work_s = self.estimates.work_s(request.family, request.output_s, loading=False)
+        return min(self.policy.hold_s, self.policy.hold_share * work_s)
 
     async def _wait(
         self, request: Request, servers: Sequence[ComfyUIServer]
