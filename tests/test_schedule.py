@@ -503,10 +503,14 @@ def test_a_freed_slot_waits_for_its_chains_next_render_so_the_longest_chain_is_n
         unannounced = run_chains(
             urls, tmp_path / "unannounced", no_loads.model_copy(update={"hold_s": 0}), late=True
         )
+
+    def second_short(order: list[str]) -> int:  # the later of the two that waited for a2
+        return max(order.index("e1"), order.index("f1"))
+
     # Held, a1's slot waited the 0.3 s for a2; the one-render chains shared the other one.
-    assert held.index("a2") < held.index("f1"), held
+    assert held.index("a2") < second_short(held), held
     # Not held, e1 and f1 took both slots while a2's frame was carried: a was pushed back.
-    assert unheld.index("a2") > unheld.index("f1"), unheld
-    # Announced, chain a holds a slot for its first render, which asks after d1 and e1.
-    assert announced.index("a1") < announced.index("e1"), announced
-    assert unannounced.index("a1") > unannounced.index("e1"), unannounced
+    assert unheld.index("a2") > second_short(unheld), unheld
+    # Announced, chain a holds a slot for its first render, which asks after d1, e1 and f1.
+    assert announced.index("a1") == 1, announced
+    assert unannounced.index("a1") >= 2, unannounced
