@@ -21,6 +21,7 @@ from prefect import task
 
 from tasks import media
 from tasks.errors import ReelflowError
+from tasks.media.burnin import subtitled_path
 from tasks.media.edit import concat_encode
 from tasks.media.finishing import FinishedCut, MixedFilm, finish_beside, mix_film
 from tasks.media.loudness import DeliveryProfile, delivery_profile
@@ -281,11 +282,6 @@ def _publish(made: FinishedCut, dest: Path, kind: MasterKind) -> FinishedCut:
 def _move(made: Path, target: Path) -> Path:
     os.replace(made, target)
     return target
-
-
-def subtitled_path(film: Path) -> Path:
-    """`<stem>_subtitled.mp4` beside `film`: the copy with the subtitles burnt in."""
-    return film.with_name(f"{film.stem}_subtitled.mp4")
 
 
 def _cut_key(parameters: dict[str, Any]) -> str:

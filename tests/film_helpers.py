@@ -21,6 +21,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.film import film
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import SimSettings
+from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
+from tasks.runtime.studio import Studio
 from tasks.schema.options import FilmOptions
 from tasks.schema.outcomes import FilmResult
 
@@ -124,3 +126,30 @@ def task_run_times(flow_run_id: UUID) -> dict[str, tuple[float | None, float | N
         }
 
     return asyncio.run(read())
+
+
+def keyframe_of(studio: Studio, seed: int, *, size: int = 256) -> dict[str, Any]:
+    """A keyframe prompt for `studio`'s templates: one output second of GPU work."""
+    return keyframe_prompt(
+        studio.templates[TemplateKind.keyframe],
+        prompt=f"a harbour at dawn, boat {seed}",
+        width=size,
+        height=size,
+        seed=seed,
+        models=studio.models,
+        output_prefix="reelflow/keyframe",
+    )
+
+
+def cue_of(studio: Studio, seed: int, seconds: float) -> dict[str, Any]:
+    """A score cue prompt for `studio`'s templates: `seconds` of music."""
+    return cue_prompt(
+        studio.templates[TemplateKind.cue],
+        tags="cinematic strings, calm",
+        bpm=80,
+        keyscale="C major",
+        seconds=seconds,
+        seed=seed,
+        models=studio.models,
+        output_prefix="reelflow/cue",
+    )

@@ -20,14 +20,13 @@ from blocks.comfyui import ComfyUIServer
 from flows.run import build_studio
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import ModelLoadSeconds, SimSettings
-from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
 from tasks.runtime.schedule.policy import SchedulePolicy
 from tasks.runtime.schedule.scheduler import GpuScheduler
 from tasks.runtime.slots import FileLockSlots, PrefectSlots, SlotTaken
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family
-from tests.film_helpers import sim_stats
+from tests.film_helpers import cue_of, keyframe_of, sim_stats
 from tests.fleet_figures import describe, fleet_figure
 from tests.fleet_helpers import fleet, flow_run_processes, kill_groups, workers_of, write_film
 from tests.prefect_server import REPO
@@ -61,25 +60,8 @@ async def a_run(root: Path, urls: list[str], policy: SchedulePolicy | None = Non
 
 def prompt_of(studio: Studio, family: Family, n: int, seconds: float = 2.0) -> dict[str, Any]:
     if family == "image":
-        return keyframe_prompt(
-            studio.templates[TemplateKind.keyframe],
-            prompt=f"a harbour at dawn, boat {n}",
-            width=64,
-            height=64,
-            seed=n,
-            models=studio.models,
-            output_prefix="reelflow/keyframe",
-        )
-    return cue_prompt(
-        studio.templates[TemplateKind.cue],
-        tags="cinematic strings, calm",
-        bpm=80,
-        keyscale="C major",
-        seconds=seconds,
-        seed=n,
-        models=studio.models,
-        output_prefix="reelflow/cue",
-    )
+        return keyframe_of(studio, n, size=64)
+    return cue_of(studio, n, seconds)
 
 
 async def render(studio: Studio, family: Family, n: int) -> str:

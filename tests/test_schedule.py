@@ -17,7 +17,6 @@ from blocks.comfyui import ComfyUIServer
 from flows.run import build_studio
 from sim.embedded import RunningSimulator, start_simulator
 from sim.settings import ModelLoadSeconds, SimSettings
-from tasks.comfyui.workflow import TemplateKind, cue_prompt, keyframe_prompt
 from tasks.runtime.schedule.policy import (
     Estimates,
     Held,
@@ -35,7 +34,14 @@ from tasks.runtime.schedule.servers import family_of, report_from
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio, run_on_gpu
 from tasks.schema.schedule import Family, ScheduleReport
-from tests.film_helpers import render, sim_stats, three_chain_scenes, write_screenplay
+from tests.film_helpers import (
+    cue_of,
+    keyframe_of,
+    render,
+    sim_stats,
+    three_chain_scenes,
+    write_screenplay,
+)
 from tests.sim_helpers import http_steps
 
 POLICY = SchedulePolicy(load_s=2.0, gpu_s_per_output_s=0.5)
@@ -362,25 +368,7 @@ def mixed_prompts(studio: Studio) -> list[tuple[Family, float, dict[str, Any]]]:
     """Keyframes and cues alternating, as a naive DAG would submit them."""
     prompts: list[tuple[Family, float, dict[str, Any]]] = []
     for n in range(3):
-        image = keyframe_prompt(
-            studio.templates[TemplateKind.keyframe],
-            prompt=f"a harbour at dawn, boat {n}",
-            width=256,
-            height=256,
-            seed=n,
-            models=studio.models,
-            output_prefix="reelflow/keyframe",
-        )
-        music = cue_prompt(
-            studio.templates[TemplateKind.cue],
-            tags="cinematic strings, calm",
-            bpm=80,
-            keyscale="C major",
-            seconds=4.0,
-            seed=n,
-            models=studio.models,
-            output_prefix="reelflow/cue",
-        )
+        image, music = keyframe_of(studio, n), cue_of(studio, n, 4.0)
         prompts += [("image", 1.0, image), ("ace_step", 4.0, music)]
     return prompts
 
@@ -424,19 +412,6 @@ def test_with_the_policy_off_the_report_still_matches_the_gpu_and_says_why_it_re
     assert report.policy == "unaware" and set(server.reasons) == {"unaware"}
 
 
-def still(studio: Studio, seed: int) -> dict[str, Any]:
-    """A keyframe prompt: one output second of GPU work on the simulator."""
-    return keyframe_prompt(
-        studio.templates[TemplateKind.keyframe],
-        prompt=f"a harbour at dusk, boat {seed}",
-        width=256,
-        height=256,
-        seed=seed,
-        models=studio.models,
-        output_prefix="reelflow/keyframe",
-    )
-
-
 def run_chains(
     urls: list[str], root: Path, policy: SchedulePolicy, *, late: bool = False
 ) -> list[str]:
@@ -453,7 +428,7 @@ def run_chains(
             "fast",
         )
         studio.scheduler = GpuScheduler(policy)
-        prompts = {key: still(studio, seed) for seed, key in enumerate("abcdef")}
+        prompts = {key: keyframe_of(studio, seed) for seed, key in enumerate("abcdef")}
         labels: dict[str, str] = {}
 
         async def render(label: str, prompt: dict[str, Any], chain: int, after_s: float) -> None:
@@ -487,11 +462,12 @@ def test_a_freed_slot_waits_for_its_chains_next_render_so_the_longest_chain_is_n
     tmp_path: Path,
 ) -> None:
     steady = SimSettings(
-        gpu_seconds_per_output_second=1.0,
+        gpu_seconds_per_output_second=2.0,
         model_load_seconds=ModelLoadSeconds(image=0.0, ltx=0.0, ace_step=0.0),
     )
-    # 1 s renders: a slot may wait all of one for the 0.3 s carry (by default a tenth).
-    no_loads = SchedulePolicy(load_s=0.001, gpu_s_per_output_s=1.0, hold_share=1.0)
+    # 2 s renders: a slot may wait all of one for the 0.3 s carry (by default a tenth), so a
+    # loaded machine's slower carry still arrives in time.
+    no_loads = SchedulePolicy(load_s=0.001, gpu_s_per_output_s=2.0, hold_share=1.0)
     with ExitStack() as stack:
         urls = [
             stack.enter_context(start_simulator(steady, workdir=tmp_path / f"sim{n}")).url

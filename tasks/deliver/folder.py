@@ -31,9 +31,9 @@ from tasks.deliver.names import FilmNames, film_folder, film_names, first_names,
 from tasks.deliver.record import manifest_document, report_markdown, with_files
 from tasks.deliver.timeline import write_film_timelines
 from tasks.deliver.unchanged import DeliveryLedger, made_from
+from tasks.media.burnin import subtitled_path
 from tasks.media.mezzanine import master_path
 from tasks.media.stems import stem_paths
-from tasks.mux import subtitled_path
 from tasks.runtime.files import copy_atomic, write_atomic
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan

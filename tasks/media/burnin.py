@@ -130,3 +130,8 @@ def burn_subtitles(src: Path, subtitles: Path, dest: Path) -> Path:
         with atomic_output(dest) as tmp:
             run_ffmpeg(burn_subtitles_args(src, plain, tmp, layout))
     return dest
+
+
+def subtitled_path(film: Path) -> Path:
+    """`<stem>_subtitled.mp4` beside `film`: the copy with the subtitles burnt in."""
+    return film.with_name(f"{film.stem}_subtitled.mp4")
