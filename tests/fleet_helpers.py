@@ -117,7 +117,7 @@ class Fleet:
         process = self.server.spawn(
             [PREFECT, "worker", "start", "--pool", POOL, "--type", "process",
              "--name", name, "--limit", str(limit)],
-            self.root / f"worker-{name}.log",
+            self.server.home / f"worker-{name}.log",
             PREFECT_WORKER_QUERY_SECONDS="1",
             PREFECT_WORKER_PREFETCH_SECONDS="1",
             **s3_environment(self.s3_endpoint),

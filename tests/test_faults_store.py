@@ -19,6 +19,7 @@ from tasks import media
 from tasks.errors import MediaCorrupt
 from tasks.runtime.store import MediaStore, file_sha256, local_storage
 from tasks.schema.outcomes import FilmResult
+from tasks.schema.refs import MediaRef
 from tests.film_helpers import (
     film_command,
     harness_environment,
@@ -145,5 +146,24 @@ def test_a_same_size_damaged_copy_is_never_handed_out(tmp_path: Path) -> None:
         healed = await store.put(again)  # replaces the damaged copy
         assert healed == ref and await store.damage(ref) is None
         assert file_sha256(await store.fetch(ref)) == ref.sha256
+
+    asyncio.run(scenario())
+
+
+def test_readers_of_one_stored_file_never_find_it_missing(tmp_path: Path) -> None:
+    """The cut and the delivery fetch the same sequence at once on a re-run with an empty
+    scratch: one reader's fresh copy must not vanish while another reader makes its own."""
+    source = tmp_path / "render.mp4"
+    source.write_bytes(bytes(range(256)) * 64)
+    store = MediaStore(local_storage(tmp_path / "store").media, tmp_path / "scratch")
+
+    async def read(ref: MediaRef) -> int:
+        return (await store.fetch(ref)).stat().st_size
+
+    async def scenario() -> None:
+        ref = await store.put(source)
+        for _ in range(200):
+            store.scratch_path(ref).unlink()  # a fresh worker's scratch
+            assert await asyncio.gather(*(read(ref) for _ in range(4))) == [ref.size] * 4
 
     asyncio.run(scenario())

@@ -204,7 +204,11 @@ def test_three_films_started_together_on_two_workers_render_every_prompt_once_a_
             studio.start_worker(name, limit=2, REELFLOW_SCHEDULE=operator_schedule(FLEET_SIMS))
         ids = studio.start_films(films)
         runs = studio.wait_final(ids, timeout=540)
-        failed = [run.state_name for run in runs if not run.state or not run.state.is_completed()]
+        failed = [
+            f"{run.name}: {run.state.message if run.state else 'no state'}"
+            for run in runs
+            if not run.state or not run.state.is_completed()
+        ]
         assert not failed, f"{failed}\n{studio.server.log_tail()}"
         figure = fleet_figure(studio, runs, films, FLEET_SIMS)
         workers = workers_of(studio.server.api_url, ids)

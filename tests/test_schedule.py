@@ -83,7 +83,10 @@ def _sequence(number: int, chain: int, after_s: float, arrived: float = 0.0) -> 
 def _held_for_chain_0() -> ServerState:
     """A server whose slot chain 0's render just freed; 10 s of that chain still to render."""
     return ServerState(
-        "a", 1, loaded="ltx", held=Held(chain=0, family="ltx", behind_s=10.0, until=2.0)
+        "a",
+        1,
+        loaded="ltx",
+        held=Held(chain=0, family="ltx", behind_s=10.0, until=0.5, swap_until=2.0),
     )
 
 
@@ -113,7 +116,15 @@ def test_a_held_slot_goes_to_a_longer_chain_at_once_and_to_anyone_once_the_wait_
     longer = _sequence(0, chain=2, after_s=10.0)  # 15 s of its chain still to render
     assert grants([_held_for_chain_0()], [longer], now=0.1) == [(0, "a")]
     shorter = _sequence(1, chain=1, after_s=0.0)
-    assert grants([_held_for_chain_0()], [shorter], now=2.0) == [(1, "a")]
+    assert grants([_held_for_chain_0()], [shorter], now=0.5) == [(1, "a")]
+
+
+def test_a_held_slot_refuses_another_family_longer_than_a_shorter_chain() -> None:
+    """A cue on the held slot would unload the model the chain's next render needs: that
+    costs a load, where a shorter chain's render costs the longer chain only its order."""
+    cue = Request(0, "ace_step", output_s=30.0, arrived=0.0)
+    assert grants([_held_for_chain_0()], [cue], now=1.0) == []
+    assert grants([_held_for_chain_0()], [cue], now=2.0) == [(0, "a")]
 
 
 def test_a_render_waiting_past_the_aging_bound_gets_the_next_slot_despite_the_load() -> None:

@@ -65,6 +65,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 _hashed: dict[tuple[int, int, int, int], str] = {}
 _hashed_guard = threading.Lock()
 
@@ -162,7 +166,8 @@ class MediaStore:
         cached = self.scratch_path(ref)
         if await asyncio.to_thread(holds, cached, ref):
             return cached
-        cached.unlink(missing_ok=True)  # a damaged or partial copy: never handed out
+        # A damaged copy is replaced, never removed first: another reader of the same file
+        # may already hold this name, and each replacement is whole and checked.
         root = self._local_root()
         if root is not None:
             source = root / ref.key
@@ -177,11 +182,10 @@ class MediaStore:
                 await asyncio.to_thread(link_or_copy_atomic, source, cached)
             return cached
         data = await self.call(self.filesystem.read_path, ref.key, doing=f"read {ref.key}")
+        if len(data) != ref.size or await asyncio.to_thread(bytes_sha256, data) != ref.sha256:
+            raise self._corrupt(ref)
         with raise_if_disk_full(cached):
             await asyncio.to_thread(write_atomic, cached, data)
-        if not await asyncio.to_thread(holds, cached, ref):
-            cached.unlink(missing_ok=True)
-            raise self._corrupt(ref)
         return cached
 
     def _corrupt(self, ref: MediaRef) -> MediaCorrupt:

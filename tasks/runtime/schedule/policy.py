@@ -46,15 +46,16 @@ class SchedulePolicy(BaseModel):
         2.0,
         ge=0,
         description="How long a slot a chain's render frees waits for that chain's next "
-        "render (its carry-forward frame is on its way) before a render with no more work "
-        "behind it may take the slot; 0: never.",
+        "render (its carry-forward frame is on its way) before a render of another family, "
+        "which would unload the chain's model, may take the slot; 0: never.",
     )
     hold_share: float = Field(
         0.1,
         gt=0,
         le=1,
-        description="A held slot waits at most this share of the estimated GPU time of the "
-        "render it waits for: on a fast GPU an idle slot costs more than the order it keeps.",
+        description="Against a render of the same family with less of its chain behind it, "
+        "a held slot waits at most this share of the estimated GPU time of the render it "
+        "waits for: on a fast GPU an idle slot costs more than the order it keeps.",
     )
 
 
@@ -107,17 +108,23 @@ class Held:
     a moment in which a render with less work behind it would otherwise take the slot and
     push the longer chain back by a whole render. A render of its `family` with more work
     behind it than `behind_s` (the chain's rest, the next render included) may still take it.
+    A render of another family waits until `swap_until` (`SchedulePolicy.hold_s`, however
+    fast the GPU): it would unload the model the chain's next render needs, and a load costs
+    more than the moment a carry takes.
     """
 
     chain: int
     family: Family
     behind_s: float
     until: float
+    swap_until: float
 
     def admits(self, request: Request, now: float) -> bool:
-        if now >= self.until or request.chain == self.chain:
+        if request.chain == self.chain:
             return True
-        return request.family == self.family and request.behind_s > self.behind_s
+        if request.family != self.family:
+            return now >= self.swap_until
+        return now >= self.until or request.behind_s > self.behind_s
 
 
 @dataclass
@@ -337,7 +344,11 @@ def assign(
         if request.expected_until is not None and request.chain is not None:
             # Announced, not asking yet: the slot waits for it as for a carried frame.
             server.held = Held(
-                request.chain, request.family, request.behind_s, request.expected_until
+                request.chain,
+                request.family,
+                request.behind_s,
+                until=request.expected_until,
+                swap_until=max(request.expected_until, request.arrived + policy.hold_s),
             )
             passed.add(server.name)
             grants.append((request, server, None))

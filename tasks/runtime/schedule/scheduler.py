@@ -206,8 +206,14 @@ class GpuScheduler:
         """After a chain's render, its slot waits a moment for the chain's next render."""
         if request.chain is None or request.after_s <= 0 or self.policy.hold_s <= 0:
             return
-        until = time.monotonic() + self._hold_s(request)
-        state.held = Held(request.chain, request.family, request.after_s, until)
+        now = time.monotonic()
+        state.held = Held(
+            request.chain,
+            request.family,
+            request.after_s,
+            until=now + self._hold_s(request),
+            swap_until=now + self.policy.hold_s,
+        )
 
     def _hold_s(self, request: Request) -> float:
         """How long a slot waits for `request`'s chain (`hold_s`, `hold_share`)."""
