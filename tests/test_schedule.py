@@ -135,6 +135,14 @@ def test_a_render_waiting_past_the_aging_bound_gets_the_next_slot_despite_the_lo
     assert grants([ServerState("a", 1, loaded="image")], waiting, now=9.0, ltx=6.0) == [(1, "a")]
 
 
+def test_of_a_family_past_the_aging_bound_its_longest_chain_still_goes_first() -> None:
+    """The aging bound picks the family; which of its renders starts is the usual order."""
+    first_come = request(0, "ltx")  # the last render of its chain
+    longer = Request(1, "ltx", output_s=1.0, arrived=0.5, after_s=10.0)
+    server = ServerState("a", 1, loaded="image")
+    assert grants([server], [first_come, longer], now=9.0, image=8.9) == [(1, "a")]
+
+
 def test_a_server_that_must_load_loads_keyframes_before_sequences_and_cues() -> None:
     server = ServerState("a", 1)
     waiting = [request(0, "ace_step"), request(1, "ltx"), request(2, "image", arrived=0.1)]
@@ -427,9 +435,10 @@ def run_chains(
     urls: list[str], root: Path, policy: SchedulePolicy, *, late: bool = False
 ) -> list[str]:
     """Chain a (three renders) and chains d, e, f (one each) on two servers; each of a's next
-    renders asks 0.3 s after the one before ends, as a carried frame does. `late`: a's first
-    render too asks 0.3 s after the others, announced at once (as chains after a gate). The
-    renders in the order the GPUs started them."""
+    renders asks 0.3 s after the one before ends, as a carried frame does. a1 and d1 take the
+    two slots; e1 and f1 ask 1 s later (on a loaded machine the tasks reach the scheduler in
+    any order). `late`: a's first render asks 0.3 s after d1, e1 and f1, announced at once
+    (as chains after a gate). The renders in the order the GPUs started them."""
 
     async def go() -> list[str]:
         studio = await build_studio(
@@ -457,9 +466,14 @@ def run_chains(
 
         if late:
             studio.scheduler.expect(studio.servers, "image", 1.0, 2.0, 0)
+
+        async def one_render_chain(chain: int, key: str) -> None:
+            if not late and key != "d":
+                await asyncio.sleep(1.0)
+            await render(f"{key}1", prompts[key], chain, 0.0)
+
         await asyncio.gather(
-            chain_a(),
-            *(render(f"{key}1", prompts[key], n + 1, 0.0) for n, key in enumerate("def")),
+            chain_a(), *(one_render_chain(n + 1, key) for n, key in enumerate("def"))
         )
         runs = [run for url in urls for run in sim_stats(url)["executions"]]
         ours = sorted((run for run in runs if run["prompt_id"] in labels), key=lambda r: r["start"])

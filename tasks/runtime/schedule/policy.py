@@ -266,6 +266,10 @@ def projected_start(
     return lanes[0]
 
 
+def _longest_chain_first(request: Request) -> tuple[float, float, int]:
+    return -request.after_s, request.arrived, request.number
+
+
 def pick(
     server: ServerState,
     servers: Sequence[ServerState],
@@ -285,11 +289,12 @@ def pick(
         if waited_s(r, now, last_served) >= patience_s(policy, estimates, r.family)
     ]
     if starving:
-        chosen = min(starving, key=lambda r: (r.family != server.loaded, r.arrived, r.number))
+        first = min(starving, key=lambda r: (r.family != server.loaded, r.arrived, r.number))
+        chosen = min((r for r in starving if r.family == first.family), key=_longest_chain_first)
         return chosen, None if chosen.family == server.loaded else "starving"
     same = [r for r in waiting if r.family == server.loaded]
     if same:
-        return min(same, key=lambda r: (-r.after_s, r.arrived, r.number)), None
+        return min(same, key=_longest_chain_first), None
     others = [s for s in servers if s.name != server.name]
     for request in sorted(
         waiting, key=lambda r: (policy.stage_order.index(r.family), r.arrived, r.number)
