@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
+from blocks.storage import resolve_storage
+from tasks.runtime.store import probe_storage
 from tests.film_helpers import instant_simulator, render, three_chain_scenes, write_screenplay
 from tests.s3_helpers import moto_server, use_s3
 
@@ -46,3 +49,21 @@ def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
     assert len(delivered) == 6 and all(p.stat().st_size > 0 for p in delivered)
     assert Path(second.film).is_file()
     assert not (tmp_path / "worker-b" / ".reelflow" / "media").exists()
+
+
+def test_films_starting_at_once_on_one_bucket_all_pass_the_store_check(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    """Every run writes and reads back a probe object before any GPU work; a studio starts
+    several films on one bucket at the same moment, and none may read another's probe."""
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="films")
+
+    async def start(n: int) -> None:
+        scratch = tmp_path / f"run{n}" / "scratch"
+        storage = await resolve_storage("s3://films/studio", default=tmp_path, scratch=scratch)
+        await probe_storage(storage, scratch)
+
+    async def studio() -> None:
+        await asyncio.gather(*(start(n) for n in range(8)))
+
+    asyncio.run(studio())

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -250,9 +249,13 @@ class MediaStore:
                 delay = min(delay * 2, 8.0)
 
     async def probe(self) -> None:
-        """Write, read back and compare a small object: fails now, before any GPU work."""
+        """Write, read back and compare a small object: fails now, before any GPU work.
+
+        Every run writes the same bytes under the same key: runs a studio starts at once on
+        one store overwrite each other's probe, and each must still read back what it wrote.
+        """
         key = ".reelflow-probe"
-        token = secrets.token_hex(8).encode()
+        token = b"reelflow: this store was written and read back before a run's GPU work\n"
         root = self._local_root()
         if root is not None:
             try:
