@@ -6,9 +6,11 @@ real hardware), so the order in which waiting renders get a slot decides how muc
 goes to loading. Whenever a server has a free slot, the policy picks, in this order:
 
 1. Starving first. A render whose family has not been served anywhere for `patience_loads`
-   of its load times, while it waited, goes next on any free server (its own family's
-   renders first). This aging bound keeps affinity from holding a chain back for long.
-2. Affinity. The oldest render of the family the server has loaded goes next: no load.
+   of its load times, while it waited, goes next on any free server (the server's own
+   family first, else the family waiting longest; within it, as in 2). This aging bound
+   keeps affinity from holding a chain back for long.
+2. Affinity. A render of the family the server has loaded goes next, no load: the one with
+   the most of its chain behind it (the film ends sooner), the oldest among equals.
    Renders of other families are passed over, for at most the aging bound; on one GPU
    that only reorders work it must do anyway, minus the loads it saves.
 3. Switch only when it pays. A render whose family is loaded on another server waits for
@@ -19,10 +21,12 @@ goes to loading. Whenever a server has a free slot, the policy picks, in this or
    first within it.
 4. Otherwise the server stays idle until a render arrives, one ends, or one starves.
 
-A slot a chain's render frees is held for `hold_s` for that chain's next render, which asks
-only once its start frame is carried: in that moment a render of the same family with no
-more of its chain behind it would take the slot and push the longer chain back a whole
-render (a render with more behind it, or any render once the wait is over, takes it).
+A slot a chain's render frees is held for that chain's next render, which asks only once
+its start frame is carried: in that moment a render of the same family with less of its
+chain behind it would take the slot and push the longer chain back a whole render (it
+waits at most `hold_share` of the held render's GPU time; a render with more behind it
+takes the slot at once), and a render of another family would unload the chain's model
+(it waits `hold_s`).
 When the keyframe gate opens, every chain's first render is announced (`expect`) and holds
 the slot it wins the same way, whichever chain's task happens to ask first.
 

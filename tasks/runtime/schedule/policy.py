@@ -353,7 +353,7 @@ def assign(
                 request.family,
                 request.behind_s,
                 until=request.expected_until,
-                swap_until=max(request.expected_until, request.arrived + policy.hold_s),
+                swap_until=request.arrived + policy.hold_s,
             )
             passed.add(server.name)
             grants.append((request, server, None))
