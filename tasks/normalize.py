@@ -32,6 +32,9 @@ from tasks.schema.verdicts import SequenceVerdict
 
 # AAC can overshoot the PCM peak it was fed; one corrective pass trims this much extra.
 _CODEC_MARGIN_DB = 0.2
+NEGLIGIBLE_DB = 0.05
+"""A gain this small changes nothing anyone hears or meters (profiles allow +-0.5 LU): the
+sequence is left as rendered rather than given another AAC generation."""
 
 
 class GainDecision(BaseModel):
@@ -43,7 +46,8 @@ class GainDecision(BaseModel):
 
 
 class NormalizeResult(BaseModel):
-    """A normalized sequence file and its loudness before and after."""
+    """A normalized sequence file and its loudness before and after; `path` is the source
+    itself when its level and audio format needed no change."""
 
     path: Path
     gain_db: float
@@ -91,20 +95,19 @@ def plan_gain(
         )
     wanted = target_lufs - loudness.integrated_lufs
     headroom = peak_ceiling_dbtp - loudness.true_peak_dbtp
-    if wanted > headroom:
-        return GainDecision(
-            apply=True,
-            gain_db=headroom,
-            reason=(
-                f"{wanted:+.1f} dB wanted, capped at {headroom:+.1f} dB by the"
-                f" {peak_ceiling_dbtp} dBTP ceiling"
-            ),
+    capped = wanted > headroom
+    gain = headroom if capped else wanted
+    if capped:
+        reason = (
+            f"{wanted:+.1f} dB wanted, capped at {headroom:+.1f} dB by the"
+            f" {peak_ceiling_dbtp} dBTP ceiling"
         )
-    return GainDecision(
-        apply=True,
-        gain_db=wanted,
-        reason=f"{loudness.integrated_lufs:.1f} -> {target_lufs} LUFS",
-    )
+    else:
+        reason = f"{loudness.integrated_lufs:.1f} -> {target_lufs} LUFS"
+    if abs(gain) < NEGLIGIBLE_DB:
+        # Another AAC generation for an inaudible change: left as rendered.
+        return GainDecision(apply=False, gain_db=0.0, reason=f"{reason}: no change needed")
+    return GainDecision(apply=True, gain_db=gain, reason=reason)
 
 
 def _encode_with_gain(src: Path, dest: Path, samples: np.ndarray, gain_db: float) -> None:
@@ -142,6 +145,10 @@ def _with_gain(
     decision: GainDecision,
     peak_ceiling_dbtp: float,
 ) -> NormalizeResult:
+    if not decision.apply and _delivered_as_is(src):
+        return NormalizeResult(
+            path=src, gain_db=0.0, reason=decision.reason, before=before, after=before
+        )
     gain_db = decision.gain_db if decision.apply else 0.0
     _encode_with_gain(src, dest, samples, gain_db)
     after = measure(dest)
@@ -153,6 +160,12 @@ def _with_gain(
     return NormalizeResult(
         path=dest, gain_db=gain_db, reason=decision.reason, before=before, after=after
     )
+
+
+def _delivered_as_is(src: Path) -> bool:
+    """True when `src`'s sound is already what an encode would make of it (48 kHz AAC)."""
+    sound = media.probe(src).audio
+    return sound is not None and sound.codec == "aac" and sound.rate == AUDIO_RATE
 
 
 def _normalize_key(parameters: dict[str, Any]) -> str:

@@ -45,6 +45,27 @@ def test_a_silent_sequence_is_left_alone_and_the_report_says_why(media: Path) ->
     assert result.after.integrated_lufs == -70.0
 
 
+def test_a_sequence_needing_no_gain_keeps_its_rendered_sound_without_another_encode(
+    media: Path,
+) -> None:
+    clip = make_clip(media / "speech.mp4", frames=96, audio="speech", gain_db=-14.0)
+    once = apply_gain(clip, media / "speech.norm.mp4", plan_gain(measure(clip)))
+    assert once.path != clip and once.gain_db != 0.0
+    # Normalizing the normalized file again: nothing to change, so it is the file itself.
+    again = plan_gain(measure(once.path))
+    assert not again.apply and "no change needed" in again.reason
+    kept = apply_gain(once.path, media / "speech.norm2.mp4", again)
+    assert kept.path == once.path and not (media / "speech.norm2.mp4").exists()
+    assert kept.after == kept.before and abs(kept.after.integrated_lufs + 23.0) < 0.1
+    # A silent render in 48 kHz AAC is kept as it is; at 44.1 kHz it is still made 48 kHz.
+    quiet = make_clip(media / "hush.mp4", frames=48, audio="silence")
+    assert apply_gain(quiet, media / "hush.norm.mp4", plan_gain(measure(quiet))).path == quiet
+    cd = make_clip(media / "hush44.mp4", frames=48, audio="silence", audio_rate=44100)
+    made = apply_gain(cd, media / "hush44.norm.mp4", plan_gain(measure(cd))).path
+    sound = probe(made).audio
+    assert made != cd and sound is not None and sound.rate == 48000
+
+
 def test_a_faint_hiss_below_minus_50_lufs_is_not_amplified(media: Path) -> None:
     clip = make_clip(media / "hiss.mp4", frames=48, audio="noise", gain_db=-45.0)
     decision = plan_gain(measure(clip))
