@@ -35,9 +35,18 @@ def test_a_fresh_worker_continues_a_film_from_the_bucket_alone(
         first = render(screenplay, tmp_path / "worker-a", [sim.url], store="s3://films/studio")
         assert first.prompts == 9
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="films")["Contents"]]
-        # In the store: six renders, their six normalized cuts, and the film itself.
-        media = [key for key in keys if key.startswith("studio/media/")]
-        assert sum(key.endswith(".mp4") for key in media) == 13
+        # In the store: six renders, each normalized cut that is a file of its own (a sequence
+        # needing no gain is cut as rendered), and the film itself.
+        results = [result for chain in first.chains for result in chain.sequences]
+        renders = {result.rendered.video.sha256 for result in results}
+        cuts = {result.finished.video.sha256 for result in results}
+        videos = {
+            Path(key).stem
+            for key in keys
+            if key.startswith("studio/media/") and key.endswith(".mp4")
+        }
+        assert len(renders) == 6 and renders | cuts <= videos
+        assert len(videos) == len(renders | cuts) + 1
         # Beside it, the delivered folder others open by link: film and six sequences.
         delivered = [key for key in keys if key.startswith("studio/films/test_reel/")]
         assert sum(key.endswith(".mp4") for key in delivered) == 7
