@@ -35,17 +35,15 @@ from prefect import flow
 
 from bench import common, post, scaling
 from bench.edit import plan_of
-from blocks.comfyui import ComfyUIServer
-from flows.run import build_studio
+from bench.post import finish, studio_for
 from tasks.comfyui.client import ComfyUIClient
 from tasks.dialogue.check import check_dialogue
 from tasks.dialogue.policy import DialoguePolicy
 from tasks.media.frames import extract_last_frame
 from tasks.mux import cut_film, mux_to_file
 from tasks.normalize import normalize_sequence
-from tasks.runtime.store import local_storage
-from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
+from tasks.schema.outcomes import ChainOutcome, SequenceResult
 from tasks.score import render_score
 
 T = TypeVar("T")
@@ -85,27 +83,18 @@ def flow_start_s() -> float:
     return min(walls)
 
 
-def rendered(folder: Path, url: str, chains: list[int], seconds: float, scored: bool) -> Any:
+def rendered(
+    folder: Path, url: str, chains: list[int], seconds: float, scored: bool
+) -> tuple[FilmPlan, tuple[ChainOutcome, ...], Path]:
+    """The bench film rendered by the flow: its plan, its chains and its output folder."""
     screenplay = common.write_screenplay(folder, common.film_scenes(chains, seconds), scored=scored)
     run = common.run_film(screenplay, folder / "out", [url])
     return plan_of(screenplay), run.result.chains, folder / "out"
 
 
-async def studio_for(url: str, plan: FilmPlan, out: Path) -> Studio:
-    storage = local_storage(out / ".reelflow")
-    return await build_studio(
-        [ComfyUIServer(url=url)], storage, out / ".reelflow" / "scratch", plan.mode
-    )
-
-
-async def finish(studio: Studio, plan: FilmPlan, result: Any) -> Any:
-    verdict = await check_dialogue.fn(
-        studio, plan, result.sequence, result.rendered, 1, DialoguePolicy()
-    )
-    return await normalize_sequence.fn(studio, result.rendered, verdict)
-
-
-async def tail_pieces(url: str, plan: FilmPlan, results: list[Any], out: Path) -> dict[str, float]:
+async def tail_pieces(
+    url: str, plan: FilmPlan, results: list[SequenceResult], out: Path
+) -> dict[str, float]:
     """The last sequence's check and normalize, then the cut, each timed alone."""
     studio = await studio_for(url, plan, out)
     *earlier, last = results
@@ -183,7 +172,7 @@ def film_floor(folder: Path, url: str, name: str, start_s: float) -> dict[str, A
 
 
 async def post_pieces(
-    url: str, plan: FilmPlan, results: list[Any], out: Path, folder: Path
+    url: str, plan: FilmPlan, results: list[SequenceResult], out: Path, folder: Path
 ) -> tuple[dict[str, float], Path, list[Path]]:
     studio = await studio_for(url, plan, out)
     await finish(studio, plan, results[0])  # models loaded before the clock starts

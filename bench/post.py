@@ -30,24 +30,35 @@ from tasks.normalize import normalize_sequence
 from tasks.runtime.store import local_storage
 from tasks.runtime.studio import Studio
 from tasks.schema.film_plan import FilmPlan
+from tasks.schema.outcomes import FinishedSequence, SequenceResult
 from tasks.score import render_score
 
 GOAL = 1.5
 SEQUENCE_S = 20.0
 
 
+async def studio_for(url: str, plan: FilmPlan, out: Path) -> Studio:
+    """A studio on the film's own store (`out`/.reelflow), as the flow built it."""
+    storage = local_storage(out / ".reelflow")
+    return await build_studio(
+        [ComfyUIServer(url=url)], storage, out / ".reelflow" / "scratch", plan.mode
+    )
+
+
+async def finish(studio: Studio, plan: FilmPlan, result: SequenceResult) -> FinishedSequence:
+    """One rendered sequence's dialogue check, then its normalize, uncached."""
+    verdict = await check_dialogue.fn(
+        studio, plan, result.sequence, result.rendered, 1, DialoguePolicy()
+    )
+    return await normalize_sequence.fn(studio, result.rendered, verdict)
+
+
 async def reelflow_post(
-    studio: Studio, plan: FilmPlan, results: list[Any], dest: Path
+    studio: Studio, plan: FilmPlan, results: list[SequenceResult], dest: Path
 ) -> tuple[dict[str, float], Path]:
     """The post stages on rendered sequences, timed; returns stage seconds and the score."""
-    policy = DialoguePolicy()
     started = time.perf_counter()
-
-    async def finish(result: Any) -> Any:
-        verdict = await check_dialogue.fn(studio, plan, result.sequence, result.rendered, 1, policy)
-        return await normalize_sequence.fn(studio, result.rendered, verdict)
-
-    finished = await asyncio.gather(*(finish(result) for result in results))
+    finished = await asyncio.gather(*(finish(studio, plan, result) for result in results))
     checked = time.perf_counter()
     score = await render_score(studio, plan, [f.seconds for f in finished])
     scored = time.perf_counter()
@@ -100,10 +111,7 @@ def measure(folder: Path, minutes: float) -> dict[str, Any]:
         )
 
         async def post() -> tuple[dict[str, float], Path, list[Path]]:
-            storage = local_storage(out / ".reelflow")
-            studio = await build_studio(
-                [ComfyUIServer(url=sims[0].url)], storage, out / ".reelflow" / "scratch", plan.mode
-            )
+            studio = await studio_for(sims[0].url, plan, out)
             stages, score = await reelflow_post(studio, plan, results, folder / "post.mp4")
             clips = [await studio.store.fetch(r.rendered.video) for r in results]
             return stages, score, clips

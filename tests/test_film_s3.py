@@ -72,7 +72,8 @@ def test_films_starting_at_once_on_one_bucket_all_pass_the_store_check(
         storage = await resolve_storage("s3://films/studio", default=tmp_path, scratch=scratch)
         await probe_storage(storage, scratch)
 
-    async def studio() -> None:
-        await asyncio.gather(*(start(n) for n in range(8)))
+    async def studio() -> list[BaseException | None]:
+        return await asyncio.gather(*(start(n) for n in range(8)), return_exceptions=True)
 
-    asyncio.run(studio())
+    refused = [str(outcome) for outcome in asyncio.run(studio()) if outcome is not None]
+    assert refused == []
